@@ -1,0 +1,337 @@
+package ca
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// Storage layout of participant issuance.
+const (
+	serialsPrefix = "itp/issued/serials" // one record per issued certificate
+	keysPrefix    = "itp/issued/keys"    // public-key hash -> current serial
+	revokedPrefix = "itp/revoked"        // one empty-ish record per revoked serial
+)
+
+// Defaults of participant issuance.
+const (
+	DefaultParticipantValidity = 365 * 24 * time.Hour
+	DefaultMaxRecords          = 100000
+)
+
+// ErrNotIssued is returned for a serial this CA has no record of.
+var ErrNotIssued = errors.New("no certificate with this serial was issued by the ITP CA")
+
+// ErrRecordCap is returned when the cap on stored issuance records is hit.
+var ErrRecordCap = errors.New("the ITP CA has reached its cap on issued certificates")
+
+// Record is the stored account of one issued participant certificate.
+type Record struct {
+	// Serial is the certificate's serial number in lowercase hex.
+	Serial string `json:"serial"`
+	// Subject is the certificate's subject, e.g. "CN=payer".
+	Subject string `json:"subject"`
+	// PublicKeySHA256 is the hex SHA-256 of the certified key's PKIX DER.
+	PublicKeySHA256 string `json:"public_key_sha256"`
+	// NotBefore and NotAfter bound the certificate's validity.
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	// Certificate is the issued certificate, PEM.
+	Certificate string `json:"certificate"`
+	// Revoked is set when the certificate was revoked, at RevokedAt.
+	Revoked   bool       `json:"revoked,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at,omitempty"`
+}
+
+// IssuerConfig bounds participant issuance.
+type IssuerConfig struct {
+	// Validity of participant certificates; 0 means one year. It is
+	// clamped so that no certificate outlives the root.
+	Validity time.Duration
+	// MaxRecords caps the issuance records kept in storage; 0 means
+	// DefaultMaxRecords.
+	MaxRecords int
+}
+
+// Participants signs participant CSRs under the signing policy, keeps the
+// issuance records and the revocation list.
+type Participants struct {
+	auth    *Authority
+	storage certmagic.Storage
+	logger  *zap.Logger
+	cfg     IssuerConfig
+
+	revoked atomic.Pointer[map[string]struct{}]
+	count   atomic.Int64
+	mu      sync.Mutex // serialises revocation list refreshes
+}
+
+// NewParticipants loads the revocation list and the record count.
+func NewParticipants(ctx context.Context, auth *Authority, storage certmagic.Storage, logger *zap.Logger, cfg IssuerConfig) (*Participants, error) {
+	if cfg.Validity <= 0 {
+		cfg.Validity = DefaultParticipantValidity
+	}
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = DefaultMaxRecords
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	p := &Participants{auth: auth, storage: storage, logger: logger, cfg: cfg}
+	empty := map[string]struct{}{}
+	p.revoked.Store(&empty)
+	if err := p.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	keys, err := storage.List(ctx, serialsPrefix, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("itp ca: listing issuance records: %w", err)
+	}
+	p.count.Store(int64(len(keys)))
+	return p, nil
+}
+
+// Authority returns the CA the participants' certificates come from.
+func (p *Participants) Authority() *Authority { return p.auth }
+
+// Refresh reloads the revocation list from storage, so revocations made by
+// other instances sharing the storage take effect here.
+func (p *Participants) Refresh(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	keys, err := p.storage.List(ctx, revokedPrefix, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("itp ca: listing revocations: %w", err)
+	}
+	set := make(map[string]struct{}, len(keys))
+	for _, k := range keys {
+		set[k[strings.LastIndexByte(k, '/')+1:]] = struct{}{}
+	}
+	p.revoked.Store(&set)
+	return nil
+}
+
+// IsRevoked reports whether the certificate with this serial was revoked.
+func (p *Participants) IsRevoked(serial *big.Int) bool {
+	set := *p.revoked.Load()
+	if len(set) == 0 {
+		return false
+	}
+	_, ok := set[serial.Text(16)]
+	return ok
+}
+
+// Sign issues a client certificate for the CSR, which must have passed
+// ParseParticipantCSR. The same public key gets the same certificate back
+// while that certificate is valid, not revoked, issued by the current root
+// and not in the last third of its validity; otherwise a fresh one is
+// issued and recorded. reused reports which happened.
+func (p *Participants) Sign(ctx context.Context, csr *x509.CertificateRequest) (rec *Record, reused bool, err error) {
+	hash, err := PublicKeyHash(csr.PublicKey)
+	if err != nil {
+		return nil, false, err
+	}
+	keyKey := keysPrefix + "/" + hash
+	if err := p.storage.Lock(ctx, keyKey); err != nil {
+		return nil, false, fmt.Errorf("itp ca: locking %s: %w", keyKey, err)
+	}
+	defer func() {
+		if err := p.storage.Unlock(context.Background(), keyKey); err != nil {
+			p.logger.Error("unlocking issuance record", zap.String("key", keyKey), zap.Error(err))
+		}
+	}()
+
+	if prev, err := p.currentRecord(ctx, keyKey); err == nil {
+		if p.reusable(prev, time.Now()) {
+			return prev, true, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		p.logger.Warn("unreadable issuance record; issuing afresh", zap.String("key", keyKey), zap.Error(err))
+	}
+
+	if p.count.Load() >= int64(p.cfg.MaxRecords) {
+		return nil, false, ErrRecordCap
+	}
+	rec, err = p.issue(csr, hash)
+	if err != nil {
+		return nil, false, err
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return nil, false, err
+	}
+	// the serial record first, then the pointer to it: a crash in
+	// between leaves an orphan record, never a pointer to nothing
+	if err := p.storage.Store(ctx, serialsPrefix+"/"+rec.Serial, data); err != nil {
+		return nil, false, fmt.Errorf("itp ca: storing issuance record: %w", err)
+	}
+	p.count.Add(1)
+	if err := p.storage.Store(ctx, keyKey, []byte(rec.Serial)); err != nil {
+		return nil, false, fmt.Errorf("itp ca: storing issuance index: %w", err)
+	}
+	return rec, false, nil
+}
+
+func (p *Participants) reusable(rec *Record, now time.Time) bool {
+	if rec.Revoked || p.IsRevoked(mustParseSerial(rec.Serial)) {
+		return false
+	}
+	renewAt := rec.NotBefore.Add(rec.NotAfter.Sub(rec.NotBefore) * 2 / 3)
+	if !now.Before(renewAt) || !now.Before(rec.NotAfter) {
+		return false
+	}
+	cert, err := DecodeCertPEM([]byte(rec.Certificate))
+	if err != nil || cert.CheckSignatureFrom(p.auth.Root) != nil {
+		return false
+	}
+	return true
+}
+
+func (p *Participants) currentRecord(ctx context.Context, keyKey string) (*Record, error) {
+	serial, err := p.storage.Load(ctx, keyKey)
+	if err != nil {
+		return nil, err
+	}
+	return p.Record(ctx, string(serial))
+}
+
+// Record loads the issuance record of a serial (lowercase hex).
+func (p *Participants) Record(ctx context.Context, serial string) (*Record, error) {
+	data, err := p.storage.Load(ctx, serialsPrefix+"/"+serial)
+	if err != nil {
+		return nil, err
+	}
+	var rec Record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, fmt.Errorf("itp ca: corrupt issuance record %s: %w", serial, err)
+	}
+	return &rec, nil
+}
+
+func (p *Participants) issue(csr *x509.CertificateRequest, hash string) (*Record, error) {
+	serial, err := RandomSerial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	notBefore := now.Add(-5 * time.Minute) // tolerate participants' clock skew
+	notAfter := now.Add(p.cfg.Validity)
+	if notAfter.After(p.auth.Root.NotAfter) {
+		notAfter = p.auth.Root.NotAfter
+	}
+	if !notAfter.After(now) {
+		return nil, fmt.Errorf("itp ca: the root expired on %s; renew it", p.auth.Root.NotAfter.Format(time.RFC3339))
+	}
+	keyUsage := x509.KeyUsageDigitalSignature
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		// only the common name is kept; every other subject field,
+		// extension, SAN and attribute the CSR asks for is ignored
+		Subject:               pkix.Name{CommonName: csr.Subject.CommonName},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              keyUsage,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  false,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.auth.Root, csr.PublicKey, p.auth.key)
+	if err != nil {
+		return nil, fmt.Errorf("itp ca: signing participant certificate: %w", err)
+	}
+	return &Record{
+		Serial:          serial.Text(16),
+		Subject:         tmpl.Subject.String(),
+		PublicKeySHA256: hash,
+		NotBefore:       notBefore,
+		NotAfter:        notAfter,
+		Certificate:     string(EncodeCertPEM(der)),
+	}, nil
+}
+
+// Revoke marks the certificate with the given serial revoked. The serial is
+// hex, with or without colons and leading zeros, in any case.
+func (p *Participants) Revoke(ctx context.Context, serialHex string) (*Record, error) {
+	serial, err := ParseSerial(serialHex)
+	if err != nil {
+		return nil, err
+	}
+	s := serial.Text(16)
+	lockKey := serialsPrefix + "/" + s
+	if err := p.storage.Lock(ctx, lockKey); err != nil {
+		return nil, fmt.Errorf("itp ca: locking %s: %w", lockKey, err)
+	}
+	defer func() {
+		if err := p.storage.Unlock(context.Background(), lockKey); err != nil {
+			p.logger.Error("unlocking issuance record", zap.String("key", lockKey), zap.Error(err))
+		}
+	}()
+	rec, err := p.Record(ctx, s)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotIssued
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !rec.Revoked {
+		now := time.Now().UTC()
+		rec.Revoked, rec.RevokedAt = true, &now
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		// the revocation entry is the authority; the record is updated
+		// for people reading it
+		if err := p.storage.Store(ctx, revokedPrefix+"/"+s, []byte(now.Format(time.RFC3339Nano))); err != nil {
+			return nil, fmt.Errorf("itp ca: storing revocation: %w", err)
+		}
+		if err := p.storage.Store(ctx, serialsPrefix+"/"+s, data); err != nil {
+			return nil, fmt.Errorf("itp ca: updating issuance record: %w", err)
+		}
+	}
+	p.mu.Lock()
+	next := make(map[string]struct{}, len(*p.revoked.Load())+1)
+	for k := range *p.revoked.Load() {
+		next[k] = struct{}{}
+	}
+	next[s] = struct{}{}
+	p.revoked.Store(&next)
+	p.mu.Unlock()
+	return rec, nil
+}
+
+// ParseSerial parses a certificate serial written in hex, allowing colons,
+// a 0x prefix, leading zeros and either case.
+func ParseSerial(s string) (*big.Int, error) {
+	clean := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), ":", ""))
+	clean = strings.TrimPrefix(clean, "0x")
+	if clean == "" || len(clean) > 64 {
+		return nil, fmt.Errorf("serial %q: expected 1 to 64 hex digits", s)
+	}
+	n, ok := new(big.Int).SetString(clean, 16)
+	if !ok || n.Sign() <= 0 {
+		return nil, fmt.Errorf("serial %q: expected a positive hex number", s)
+	}
+	return n, nil
+}
+
+func mustParseSerial(s string) *big.Int {
+	n, err := ParseSerial(s)
+	if err != nil {
+		return new(big.Int)
+	}
+	return n
+}

@@ -1,0 +1,62 @@
+package ca
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"time"
+)
+
+// DefaultServerLifetime is the validity of the platform's own server
+// certificates; Caddy's certificate automation renews them well before.
+const DefaultServerLifetime = 7 * 24 * time.Hour
+
+// IssueServer signs a server certificate for a CSR made by Caddy's
+// certificate automation. The names come from the CSR's SANs (Caddy puts
+// the site's names there) and nothing else of the CSR is kept.
+func (a *Authority) IssueServer(csr *x509.CertificateRequest, lifetime time.Duration) ([]byte, error) {
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("itp ca: server CSR signature: %w", err)
+	}
+	if len(csr.DNSNames) == 0 && len(csr.IPAddresses) == 0 {
+		return nil, fmt.Errorf("itp ca: server CSR names no host")
+	}
+	if lifetime <= 0 {
+		lifetime = DefaultServerLifetime
+	}
+	serial, err := RandomSerial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC().Add(-time.Minute)
+	notAfter := now.Add(lifetime)
+	if notAfter.After(a.Root.NotAfter) {
+		notAfter = a.Root.NotAfter
+	}
+	cn := ""
+	if len(csr.DNSNames) > 0 {
+		cn = csr.DNSNames[0]
+	}
+	keyUsage := x509.KeyUsageDigitalSignature
+	if _, ok := csr.PublicKey.(*rsa.PublicKey); ok {
+		keyUsage |= x509.KeyUsageKeyEncipherment
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		DNSNames:              csr.DNSNames,
+		IPAddresses:           csr.IPAddresses,
+		NotBefore:             now,
+		NotAfter:              notAfter,
+		KeyUsage:              keyUsage,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Root, csr.PublicKey, a.key)
+	if err != nil {
+		return nil, fmt.Errorf("itp ca: signing server certificate: %w", err)
+	}
+	return EncodeCertPEM(der), nil
+}
