@@ -1,0 +1,360 @@
+package results
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+)
+
+// KeyPrefix is the storage key prefix of the stored result lists; a
+// session's list is at KeyPrefix + session + ".json".
+const KeyPrefix = "itp/results/"
+
+// Defaults of Options.
+const (
+	DefaultPerSession    = 1000
+	DefaultFlushInterval = time.Second
+)
+
+// safeID is the alphabet of session ids that may become storage keys.
+var safeID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$`)
+
+// Options configures a Store.
+type Options struct {
+	// PerSession is the most results kept per session; the oldest are
+	// dropped first. Default: 1000.
+	PerSession int
+	// FlushInterval is how often the results of sessions that changed are
+	// written to storage. Default: 1s.
+	FlushInterval time.Duration
+}
+
+// Store holds the results of every session, bounded per session, and
+// persists them in the background. Its methods are safe for concurrent use.
+type Store struct {
+	storage certmagic.Storage
+	logger  *zap.Logger
+	opts    Options
+
+	logs sync.Map // session id -> *sessionLog
+
+	// flushMu serialises flushes and deletions so that a flush never writes
+	// back a session that Delete just removed.
+	flushMu sync.Mutex
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// sessionLog is the bounded ring of one session's results.
+type sessionLog struct {
+	mu      sync.Mutex
+	buf     []Result // ring of at most PerSession results
+	start   int      // index of the oldest result in buf once it is full
+	lastID  int64
+	dirty   bool
+	deleted bool
+}
+
+// storedList is the JSON document stored for one session.
+type storedList struct {
+	Session string   `json:"session"`
+	LastID  int64    `json:"last_id"`
+	Results []Result `json:"results"`
+}
+
+// New returns a Store that keeps results in storage under KeyPrefix. It loads
+// the stored lists (logging and skipping those that cannot be read) and
+// starts the background flusher, which Close stops.
+func New(storage certmagic.Storage, logger *zap.Logger, opts Options) *Store {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	if opts.PerSession <= 0 {
+		opts.PerSession = DefaultPerSession
+	}
+	if opts.FlushInterval <= 0 {
+		opts.FlushInterval = DefaultFlushInterval
+	}
+	s := &Store{
+		storage: storage,
+		logger:  logger,
+		opts:    opts,
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	s.loadAll(context.Background())
+	go s.run()
+	return s
+}
+
+// loadAll reads every stored list into memory.
+func (s *Store) loadAll(ctx context.Context) {
+	keys, err := s.storage.List(ctx, strings.TrimSuffix(KeyPrefix, "/"), false)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.logger.Error("listing stored results", zap.String("prefix", KeyPrefix), zap.Error(err))
+		}
+		return
+	}
+	for _, key := range keys {
+		session, ok := sessionOfKey(key)
+		if !ok {
+			continue
+		}
+		list, err := s.load(ctx, key)
+		if err != nil {
+			s.logger.Error("skipping stored results", zap.String("key", key), zap.Error(err))
+			continue
+		}
+		l := &sessionLog{lastID: list.LastID}
+		for _, r := range list.Results {
+			if r.ID > l.lastID {
+				l.lastID = r.ID
+			}
+			l.push(r, s.opts.PerSession)
+		}
+		s.logs.Store(session, l)
+	}
+}
+
+// load reads and decodes the stored list at key.
+func (s *Store) load(ctx context.Context, key string) (storedList, error) {
+	var list storedList
+	b, err := s.storage.Load(ctx, key)
+	if err != nil {
+		return list, err
+	}
+	if err := json.Unmarshal(b, &list); err != nil {
+		return list, fmt.Errorf("decoding %s: %w", key, err)
+	}
+	return list, nil
+}
+
+// sessionOfKey returns the session id of a stored list's key.
+func sessionOfKey(key string) (string, bool) {
+	name, ok := strings.CutPrefix(key, KeyPrefix)
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(name, ".json")
+	if !ok || !safeID.MatchString(id) {
+		return "", false
+	}
+	return id, true
+}
+
+// Key returns the storage key of a session's stored list.
+func Key(session string) string { return KeyPrefix + session + ".json" }
+
+// push appends r to the ring, dropping the oldest result when full.
+func (l *sessionLog) push(r Result, max int) {
+	if len(l.buf) < max {
+		l.buf = append(l.buf, r)
+		return
+	}
+	l.buf[l.start] = r
+	l.start++
+	if l.start == len(l.buf) {
+		l.start = 0
+	}
+}
+
+// ordered calls fn for each result, oldest first, until fn returns false.
+func (l *sessionLog) ordered(fn func(*Result) bool) {
+	n := len(l.buf)
+	for i := 0; i < n; i++ {
+		if !fn(&l.buf[(l.start+i)%n]) {
+			return
+		}
+	}
+}
+
+// Record assigns r the next id of its session (and the current time when
+// r.Time is zero), keeps it in memory and marks the session for the next
+// flush. It never waits for storage. A result whose session id is not a safe
+// id (see DESIGN.md §3) is not kept and is returned with id 0.
+func (s *Store) Record(r Result) Result {
+	if !safeID.MatchString(r.Session) {
+		s.logger.Warn("dropping result with an invalid session id", zap.String("session", r.Session))
+		r.ID = 0
+		return r
+	}
+	if r.Time.IsZero() {
+		r.Time = time.Now()
+	}
+	r.Time = r.Time.UTC()
+	v, ok := s.logs.Load(r.Session)
+	if !ok {
+		v, _ = s.logs.LoadOrStore(r.Session, &sessionLog{})
+	}
+	l := v.(*sessionLog)
+	l.mu.Lock()
+	if l.deleted {
+		// Delete removed this log after we loaded it: start a new one.
+		l.mu.Unlock()
+		nl := &sessionLog{}
+		v, _ = s.logs.LoadOrStore(r.Session, nl)
+		l = v.(*sessionLog)
+		l.mu.Lock()
+	}
+	l.lastID++
+	r.ID = l.lastID
+	l.push(r, s.opts.PerSession)
+	l.dirty = true
+	l.mu.Unlock()
+	return r
+}
+
+// Query returns the results of session, oldest first, with an id greater than
+// since, and, when status or check is not empty, with that status and check.
+// A session with no results in memory is read from storage (see the package
+// documentation).
+func (s *Store) Query(session string, since int64, status, check string) []Result {
+	match := func(r *Result) bool {
+		return r.ID > since && (status == "" || r.Status == status) && (check == "" || r.Check == check)
+	}
+	out := []Result{}
+	if v, ok := s.logs.Load(session); ok {
+		l := v.(*sessionLog)
+		l.mu.Lock()
+		if !l.deleted {
+			l.ordered(func(r *Result) bool {
+				if match(r) {
+					out = append(out, *r)
+				}
+				return true
+			})
+			l.mu.Unlock()
+			return out
+		}
+		l.mu.Unlock()
+	}
+	if !safeID.MatchString(session) {
+		return out
+	}
+	list, err := s.load(context.Background(), Key(session))
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.logger.Error("reading stored results", zap.String("key", Key(session)), zap.Error(err))
+		}
+		return out
+	}
+	for i := range list.Results {
+		if match(&list.Results[i]) {
+			out = append(out, list.Results[i])
+		}
+	}
+	return out
+}
+
+// Delete removes a session's results from memory and storage. Later results
+// of the same session start again at id 1.
+func (s *Store) Delete(ctx context.Context, session string) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if v, ok := s.logs.LoadAndDelete(session); ok {
+		l := v.(*sessionLog)
+		l.mu.Lock()
+		l.deleted = true
+		l.buf = nil
+		l.mu.Unlock()
+	}
+	if !safeID.MatchString(session) {
+		return nil
+	}
+	if err := s.storage.Delete(ctx, Key(session)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("deleting results of session %s: %w", session, err)
+	}
+	return nil
+}
+
+// Flush writes the results of every session that changed since its last
+// write, one Store per session. It returns the first error, after trying
+// every session; sessions that failed stay marked for the next flush.
+func (s *Store) Flush(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	var firstErr error
+	s.logs.Range(func(k, v any) bool {
+		session := k.(string)
+		l := v.(*sessionLog)
+		l.mu.Lock()
+		if !l.dirty || l.deleted {
+			l.mu.Unlock()
+			return true
+		}
+		list := storedList{Session: session, LastID: l.lastID, Results: make([]Result, 0, len(l.buf))}
+		l.ordered(func(r *Result) bool {
+			list.Results = append(list.Results, *r)
+			return true
+		})
+		l.dirty = false
+		l.mu.Unlock()
+
+		err := s.write(ctx, list)
+		if err != nil {
+			l.mu.Lock()
+			l.dirty = true
+			l.mu.Unlock()
+			s.logger.Error("writing results", zap.String("key", Key(session)), zap.Error(err))
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+		return ctx.Err() == nil
+	})
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	return firstErr
+}
+
+// write stores one session's list.
+func (s *Store) write(ctx context.Context, list storedList) error {
+	b, err := json.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("encoding results of session %s: %w", list.Session, err)
+	}
+	if err := s.storage.Store(ctx, Key(list.Session), b); err != nil {
+		return fmt.Errorf("storing results of session %s: %w", list.Session, err)
+	}
+	return nil
+}
+
+// run flushes every FlushInterval until Close.
+func (s *Store) run() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_ = s.Flush(ctx) // errors are logged by Flush
+			cancel()
+		}
+	}
+}
+
+// Close stops the background flusher and writes what is left. It is safe to
+// call more than once.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.done
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return s.Flush(ctx)
+}
