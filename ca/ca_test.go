@@ -330,7 +330,7 @@ func TestHostileCSRs(t *testing.T) {
 				name string
 				data []byte
 				want string
-			}{"secp256k1", k1, "CSR"})
+			}{"secp256k1", k1, "unsupported elliptic curve: only P-256 and P-384"})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

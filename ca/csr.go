@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"strings"
 )
 
 // MaxCSRBytes bounds the size of a participant's CSR upload.
@@ -46,6 +47,9 @@ func ParseParticipantCSR(data []byte) (*x509.CertificateRequest, error) {
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
+		if strings.Contains(err.Error(), "unsupported elliptic curve") {
+			return nil, policyErrorf("CSR uses an unsupported elliptic curve: only P-256 and P-384 are accepted")
+		}
 		return nil, policyErrorf("CSR does not parse: %v", err)
 	}
 	if err := checkParticipantKey(csr.PublicKey); err != nil {
