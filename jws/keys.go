@@ -228,4 +228,3 @@ func keyOps(data []byte) []string {
 	}
 	return ops
 }
-
