@@ -13,6 +13,8 @@ import (
 	"encoding/pem"
 	"fmt"
 	"strings"
+
+	"github.com/caddy-itp/caddy-itp/jws"
 )
 
 // Key types accepted by the configuration for keys the platform generates.
@@ -76,17 +78,7 @@ func KeyTypeOf(pub crypto.PublicKey) string {
 
 // DescribeKey names a public key for people: "RSA 2048", "ECDSA P-256",
 // "Ed25519".
-func DescribeKey(pub crypto.PublicKey) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return "ECDSA " + k.Curve.Params().Name
-	case *rsa.PublicKey:
-		return fmt.Sprintf("RSA %d", k.N.BitLen())
-	case ed25519.PublicKey:
-		return "Ed25519"
-	}
-	return fmt.Sprintf("%T", pub)
-}
+func DescribeKey(pub crypto.PublicKey) string { return jws.KeyType(pub) }
 
 // EncodeKeyPEM encodes a private key as a PKCS #8 PEM block.
 func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
@@ -100,35 +92,7 @@ func EncodeKeyPEM(key crypto.Signer) ([]byte, error) {
 // DecodeKeyPEM decodes the first private key PEM block in data, in PKCS #8,
 // PKCS #1 (RSA) or SEC 1 (EC) form.
 func DecodeKeyPEM(data []byte) (crypto.Signer, error) {
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return nil, fmt.Errorf("no private key PEM block found")
-		}
-		var (
-			key any
-			err error
-		)
-		switch block.Type {
-		case "PRIVATE KEY":
-			key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-		case "RSA PRIVATE KEY":
-			key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-		case "EC PRIVATE KEY":
-			key, err = x509.ParseECPrivateKey(block.Bytes)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("parsing %s: %w", block.Type, err)
-		}
-		signer, ok := key.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("unsupported private key type %T", key)
-		}
-		return signer, nil
-	}
+	return jws.ParsePrivateKeyPEM(data)
 }
 
 // EncodeCertPEM encodes DER certificate bytes as a PEM block.

@@ -72,7 +72,7 @@ type Participants struct {
 	auth    *Authority
 	storage certmagic.Storage
 	logger  *zap.Logger
-	cfg     IssuerConfig
+	cfg     atomic.Pointer[IssuerConfig]
 
 	revoked atomic.Pointer[map[string]struct{}]
 	count   atomic.Int64
@@ -81,16 +81,11 @@ type Participants struct {
 
 // NewParticipants loads the revocation list and the record count.
 func NewParticipants(ctx context.Context, auth *Authority, storage certmagic.Storage, logger *zap.Logger, cfg IssuerConfig) (*Participants, error) {
-	if cfg.Validity <= 0 {
-		cfg.Validity = DefaultParticipantValidity
-	}
-	if cfg.MaxRecords <= 0 {
-		cfg.MaxRecords = DefaultMaxRecords
-	}
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	p := &Participants{auth: auth, storage: storage, logger: logger, cfg: cfg}
+	p := &Participants{auth: auth, storage: storage, logger: logger}
+	p.Configure(cfg)
 	empty := map[string]struct{}{}
 	p.revoked.Store(&empty)
 	if err := p.Refresh(ctx); err != nil {
@@ -102,6 +97,17 @@ func NewParticipants(ctx context.Context, auth *Authority, storage certmagic.Sto
 	}
 	p.count.Store(int64(len(keys)))
 	return p, nil
+}
+
+// Configure replaces the issuance bounds, e.g. on a config reload.
+func (p *Participants) Configure(cfg IssuerConfig) {
+	if cfg.Validity <= 0 {
+		cfg.Validity = DefaultParticipantValidity
+	}
+	if cfg.MaxRecords <= 0 {
+		cfg.MaxRecords = DefaultMaxRecords
+	}
+	p.cfg.Store(&cfg)
 }
 
 // Authority returns the CA the participants' certificates come from.
@@ -162,7 +168,7 @@ func (p *Participants) Sign(ctx context.Context, csr *x509.CertificateRequest) (
 		p.logger.Warn("unreadable issuance record; issuing afresh", zap.String("key", keyKey), zap.Error(err))
 	}
 
-	if p.count.Load() >= int64(p.cfg.MaxRecords) {
+	if p.count.Load() >= int64(p.cfg.Load().MaxRecords) {
 		return nil, false, ErrRecordCap
 	}
 	rec, err = p.issue(csr, hash)
@@ -228,7 +234,7 @@ func (p *Participants) issue(csr *x509.CertificateRequest, hash string) (*Record
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	notBefore := now.Add(-5 * time.Minute) // tolerate participants' clock skew
-	notAfter := now.Add(p.cfg.Validity)
+	notAfter := now.Add(p.cfg.Load().Validity)
 	if notAfter.After(p.auth.Root.NotAfter) {
 		notAfter = p.auth.Root.NotAfter
 	}

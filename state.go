@@ -1,0 +1,109 @@
+package itp
+
+import (
+	"context"
+	"crypto"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+
+	"github.com/caddy-itp/caddy-itp/ca"
+)
+
+// state is what the itp app keeps across config reloads, one per storage:
+// the CA and its records, the upstream key, the participants' rate limiter
+// and the background sync with other instances.
+type state struct {
+	participants *ca.Participants
+	upstreamKey  crypto.Signer
+	limiter      *addrLimiter
+	logger       *zap.Logger
+
+	startOnce sync.Once
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+func newState(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger, app *App) (*state, error) {
+	auth, err := ca.LoadOrCreate(ctx, storage, logger, ca.Options{
+		KeyType:         app.CA.KeyType,
+		Validity:        time.Duration(app.CA.Validity),
+		CommonName:      app.CA.CommonName,
+		ImportCert:      app.CA.ImportCert,
+		ImportKey:       app.CA.ImportKey,
+		NameConstraints: app.CA.NameConstraints,
+	})
+	if err != nil {
+		return nil, err
+	}
+	participants, err := ca.NewParticipants(ctx, auth, storage, logger, ca.IssuerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	upstreamKey, err := ca.LoadOrCreateUpstreamKey(ctx, storage, logger, app.UpstreamKeyType)
+	if err != nil {
+		return nil, err
+	}
+	return &state{
+		participants: participants,
+		upstreamKey:  upstreamKey,
+		limiter:      newAddrLimiter(),
+		logger:       logger,
+	}, nil
+}
+
+// configure applies a (re)loaded config's settings to the shared state.
+func (s *state) configure(app *App) {
+	s.participants.Configure(ca.IssuerConfig{
+		Validity:   time.Duration(app.Issuance.Validity),
+		MaxRecords: app.Issuance.MaxRecords,
+	})
+	rate := app.Issuance.RatePerMinute
+	if rate == 0 {
+		rate = defaultRatePerMinute
+	}
+	s.limiter.setRate(rate)
+}
+
+// start launches the background sync once per state.
+func (s *state) start(interval time.Duration) {
+	s.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel, s.done = cancel, make(chan struct{})
+		go s.sync(ctx, interval)
+	})
+}
+
+func (s *state) sync(ctx context.Context, interval time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.participants.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.logger.Error("refreshing revocations from storage", zap.Error(err))
+			}
+		}
+	}
+}
+
+// Destruct stops the background sync when the last config using this
+// state is unloaded.
+func (s *state) Destruct() error {
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	return nil
+}
+
+var _ caddy.Destructor = (*state)(nil)
+
+func (s *state) String() string { return fmt.Sprintf("itp state %p", s) }
