@@ -119,6 +119,9 @@ func (c *core) decodeHeader(seg string) (*header, *VerifyError) {
 	if err != nil {
 		return nil, verr(ErrMalformed, err.Error())
 	}
+	if !utf8.Valid(raw) {
+		return nil, verr(ErrMalformed, "the protected header is not valid UTF-8 (RFC 7515 requires UTF-8; a signer that encodes header values as Latin-1, as the node jws package does for non-ASCII values, produces this)")
+	}
 	params, err := parseObject("the protected header", raw)
 	if err != nil {
 		return nil, verr(ErrMalformed, err.Error())

@@ -137,7 +137,8 @@ func (s *Signer) Sign(msg Message) (headerValue string, body []byte, err error) 
 	}
 	switch c.format {
 	case FormatMojaloop:
-		out, err := encodeMembers([]member{{"signature", encodeSegment(sig)}, {"protectedHeader", protected}})
+		// Member order as the SDK writes it (safe-stable-stringify sorts).
+		out, err := encodeMembers([]member{{"protectedHeader", protected}, {"signature", encodeSegment(sig)}})
 		if err != nil {
 			return "", nil, fmt.Errorf("jws: %w", err)
 		}

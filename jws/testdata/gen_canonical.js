@@ -8,16 +8,15 @@ let stringify;
 try {
   stringify = require('safe-stable-stringify');
 } catch (e) {
-  const sortKeys = (v) => {
-    if (Array.isArray(v)) return v.map(sortKeys);
+  // Build the text directly: assigning keys to a fresh object would
+  // reorder integer-like keys and drop __proto__.
+  stringify = (v) => {
+    if (Array.isArray(v)) return '[' + v.map((e) => stringify(e)).join(',') + ']';
     if (v !== null && typeof v === 'object') {
-      const o = {};
-      for (const k of Object.keys(v).sort()) o[k] = sortKeys(v[k]);
-      return o;
+      return '{' + Object.keys(v).sort().map((k) => JSON.stringify(k) + ':' + stringify(v[k])).join(',') + '}';
     }
-    return v;
+    return JSON.stringify(v);
   };
-  stringify = (v) => JSON.stringify(sortKeys(v));
 }
 const inputs = [
   '{}', '[]', 'null', 'true', 'false', '0', '-0', '1.0', '1E2', '1e21', '1e+21', '123456789012345678901',
