@@ -36,7 +36,8 @@ func newSUT(t *testing.T, clientAuth tls.ClientAuthType, h2 bool) *sut {
 		if len(r.TLS.PeerCertificates) > 0 {
 			cn = r.TLS.PeerCertificates[0].Subject.CommonName
 		}
-		fmt.Fprintf(w, "cn=%s conn=%s proto=%d sni=%s host=%s path=%s", cn, r.RemoteAddr, r.ProtoMajor, r.TLS.ServerName, r.Host, r.URL.EscapedPath())
+		fmt.Fprintf(w, "cn=%s conn=%s proto=%d sni=%s host=%s path=%s query=%s forged=%v", cn, r.RemoteAddr, r.ProtoMajor,
+			r.TLS.ServerName, r.Host, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("X-Ssl-Client-Cert") != "")
 	}))
 	s.EnableHTTP2 = h2
 	s.Config.ErrorLog = log.New(io.Discard, "", 0)
@@ -292,3 +293,5 @@ func BenchmarkPoolTransportParallel(b *testing.B) {
 		}
 	})
 }
+
+func parseURL(s string) (*url.URL, error) { return url.Parse(s) }
