@@ -76,7 +76,9 @@ func (testPoolTransport) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "http.reverse_proxy.transport.itp_proxy_test", New: func() caddy.Module { return new(testPoolTransport) }}
 }
 
-func (testPoolTransport) RoundTrip(r *http.Request) (*http.Response, error) { return testPool.RoundTrip(r) }
+func (testPoolTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return testPool.RoundTrip(r)
+}
 
 // TestPoolInCaddyReverseProxy runs a real Caddy with the
 // stock reverse_proxy handler using the Pool as its transport

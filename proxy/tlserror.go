@@ -60,7 +60,7 @@ func ClassifyUpstreamError(err error, component string, base *url.URL) (check, m
 	if err == nil {
 		return "", ""
 	}
-	addr := hostPort(base)
+	addr := HostPort(base)
 	var id *Identity
 	var ue *upstreamError
 	if errors.As(err, &ue) {
@@ -265,9 +265,10 @@ func innermost(err error) error {
 	}
 }
 
-// hostPort returns base's host:port, with the scheme's default
-// port when base has none.
-func hostPort(base *url.URL) string {
+// HostPort returns base's host:port, with the scheme's default
+// port (443 for https, else 80) when base has none: the dial
+// address of a base_url.
+func HostPort(base *url.URL) string {
 	if base == nil {
 		return "its address"
 	}

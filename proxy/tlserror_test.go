@@ -150,3 +150,15 @@ func TestClassifyUpstreamError(t *testing.T) {
 		t.Errorf("other: %q", c)
 	}
 }
+
+func TestHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://sut.example/api": "sut.example:443", "http://sut.example": "sut.example:80",
+		"https://sut.example:9443/x": "sut.example:9443", "https://[::1]/": "[::1]:443",
+	} {
+		u, _ := url.Parse(in)
+		if got := HostPort(u); got != want {
+			t.Errorf("HostPort(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
