@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
 
@@ -470,16 +471,52 @@ func minimalSession(id string) Session {
 	}}
 }
 
+// timedStorage is a FileStorage that adds up the time spent in it, so that
+// the registry's own cost can be told apart from the disk's (fsync times on a
+// shared machine vary by an order of magnitude from one second to the next).
+type timedStorage struct {
+	*certmagic.FileStorage
+	spent time.Duration
+}
+
+func (s *timedStorage) timed(start time.Time) { s.spent += time.Since(start) }
+
+func (s *timedStorage) Store(ctx context.Context, key string, value []byte) error {
+	defer s.timed(time.Now())
+	return s.FileStorage.Store(ctx, key, value)
+}
+
+func (s *timedStorage) Exists(ctx context.Context, key string) bool {
+	defer s.timed(time.Now())
+	return s.FileStorage.Exists(ctx, key)
+}
+
+func (s *timedStorage) Stat(ctx context.Context, key string) (certmagic.KeyInfo, error) {
+	defer s.timed(time.Now())
+	return s.FileStorage.Stat(ctx, key)
+}
+
+func (s *timedStorage) Lock(ctx context.Context, name string) error {
+	defer s.timed(time.Now())
+	return s.FileStorage.Lock(ctx, name)
+}
+
+func (s *timedStorage) Unlock(ctx context.Context, name string) error {
+	defer s.timed(time.Now())
+	return s.FileStorage.Unlock(ctx, name)
+}
+
 // TestCreate10k creates 10,000 sessions against a real FileStorage and
-// reports the time of the first and last thousand creations and the heap per
-// session. The timing check is loose (the machine is shared); the heap bound
-// is the one of the performance issue (10 KB per session).
+// compares the first and last thousand creations, and measures the heap per
+// session (the performance issue's bound is 10 KB). Wall times are logged;
+// the check is on the time spent outside storage calls, which is the
+// registry's own cost, with a loose bound (the machine is shared).
 func TestCreate10k(t *testing.T) {
 	if testing.Short() {
-		t.Skip("long test")
+		t.Skip("long test: 10,000 synced writes")
 	}
 	const n = 10_000
-	storage := newStorage(t)
+	storage := &timedStorage{FileStorage: newStorage(t)}
 	r, err := New(storage, zap.NewNop(), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -493,33 +530,34 @@ func TestCreate10k(t *testing.T) {
 		runtime.ReadMemStats(&m)
 		return m.HeapAlloc
 	}
-	// FileStorage keeps each lock's file fresh from a goroutine that lives
-	// up to 5s after Unlock; let them end before measuring.
-	settle := func() { time.Sleep(6 * time.Second) }
-	before := heap()
-	var first, last time.Duration
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if i == 1000 {
-			first = time.Since(start)
+	type span struct{ wall, own time.Duration }
+	measure := func(from, to int) span {
+		storage.spent = 0
+		start := time.Now()
+		for i := from; i < to; i++ {
+			if _, err := r.CreateSession(ctx, minimalSession(fmt.Sprintf("s%05d", i))); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if i == n-1000 {
-			start = time.Now()
-		}
-		if _, err := r.CreateSession(ctx, minimalSession(fmt.Sprintf("s%05d", i))); err != nil {
-			t.Fatal(err)
-		}
+		wall := time.Since(start)
+		return span{wall: wall, own: wall - storage.spent}
 	}
-	last = time.Since(start)
-	settle()
+	before := heap()
+	first := measure(0, 1000)
+	measure(1000, n-1000)
+	last := measure(n-1000, n)
+	// FileStorage keeps each lock's file fresh from a goroutine that lives
+	// up to 5s after Unlock; let them end before measuring the heap.
+	time.Sleep(6 * time.Second)
 	after := heap()
 	per := (int64(after) - int64(before)) / n
-	t.Logf("first 1000 creations %v, last 1000 %v (ratio %.2f); heap %d B per session", first, last, float64(last)/float64(first), per)
+	t.Logf("first 1000 creations: %v wall, %v outside storage; last 1000: %v wall, %v outside storage (ratio %.2f); heap %d B per session",
+		first.wall, first.own, last.wall, last.own, float64(last.own)/float64(first.own), per)
 	if per > 10<<10 {
 		t.Errorf("heap per session %d B, more than 10 KB", per)
 	}
-	if last > 3*first && last-first > time.Second {
-		t.Errorf("creation slows down with the number of sessions: first %v, last %v", first, last)
+	if last.own > 3*first.own && last.own-first.own > 200*time.Millisecond {
+		t.Errorf("creation slows down with the number of sessions: first %v, last %v outside storage", first.own, last.own)
 	}
 	if _, ok := r.Session("s09999"); !ok {
 		t.Fatal("last session missing")
