@@ -270,3 +270,49 @@ func BenchmarkJudgeUncached(b *testing.B) {
 		}
 	}
 }
+
+func TestJudgeConcurrent(t *testing.T) {
+	ca := newCert(t, certSpec{CN: "ITP Root CA", CA: true}, nil)
+	ca2 := newCert(t, certSpec{CN: "ITP Root CA 2", CA: true}, nil)
+	p1, p2 := ca.Pool(), ca2.Pool()
+	var mu sync.Mutex
+	cur := p1
+	roots := func() *x509.CertPool { mu.Lock(); defer mu.Unlock(); return cur }
+	j := NewJudge(roots, func(*big.Int) bool { return false }, JudgeOptions{CacheSize: 4})
+	leaves := make([]*tls.ConnectionState, 10)
+	for i := range leaves {
+		leaves[i] = state(newCert(t, certSpec{CN: "x", EKU: clientAuth}, ca))
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				j.Judge(leaves[(g+i)%len(leaves)], "c", nil)
+				if i%50 == 0 && g == 0 {
+					mu.Lock()
+					if cur == p1 {
+						cur = p2
+					} else {
+						cur = p1
+					}
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	cur = p1
+	mu.Unlock()
+	for _, cs := range leaves {
+		if v := j.Judge(cs, "c", nil); !v.OK {
+			t.Errorf("after the churn: %s", v.Reason)
+		}
+	}
+	mu.Lock()
+	cur = p2
+	mu.Unlock()
+	if v := j.Judge(leaves[0], "c", nil); v.OK {
+		t.Errorf("accepted under another root")
+	}
+}
