@@ -38,7 +38,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, _ any) (any, error) {
 //			key_type         ecdsa_p256|ecdsa_p384|rsa2048|rsa3072|rsa4096|ed25519
 //			validity         <duration>
 //			common_name      <name>
-//			import           <cert_file> <key_file>
+//			import_cert      <cert_file>
+//			import_key       <key_file>
 //			name_constraints <name|ip|cidr...>
 //		}
 //		issuance {
@@ -115,8 +116,12 @@ func (c *CAConfig) unmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&c.CommonName) {
 				return d.ArgErr()
 			}
-		case "import":
-			if !d.AllArgs(&c.ImportCert, &c.ImportKey) {
+		case "import_cert":
+			if !d.AllArgs(&c.ImportCert) {
+				return d.ArgErr()
+			}
+		case "import_key":
+			if !d.AllArgs(&c.ImportKey) {
 				return d.ArgErr()
 			}
 		case "name_constraints":
