@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-itp/caddy-itp/ca"
+	"github.com/caddy-itp/caddy-itp/session"
 )
 
 func init() {
@@ -62,6 +63,21 @@ type App struct {
 	// instances sharing its storage (revocations; sessions and groups).
 	// Default: 2s.
 	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+
+	// ExpiryWarning is how close to expiry an uploaded SUT or client
+	// certificate gets a warning in its session's GET and the logs.
+	// Default: 14 days (336h).
+	ExpiryWarning caddy.Duration `json:"expiry_warning,omitempty"`
+
+	// ResultsPerSession is the most check results kept per session; the
+	// oldest are dropped first. Default: 1000.
+	ResultsPerSession int `json:"results_per_session,omitempty"`
+
+	// Sessions are test sessions declared in the config (such as the
+	// quickstart's "demo"). They are read-only through the admin API and
+	// replaced as a whole on each config load. Their JSON is that of the
+	// admin API's sessions.
+	Sessions []session.Session `json:"sessions,omitempty"`
 
 	publicURL, publicInsecureURL *url.URL
 
@@ -159,6 +175,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if (a.CA.ImportCert == "") != (a.CA.ImportKey == "") {
 		return fmt.Errorf("itp: ca import needs both import_cert and import_key")
 	}
+	if a.ResultsPerSession < 0 {
+		return fmt.Errorf("itp: results_per_session must not be negative")
+	}
 	if a.Issuance.MaxRecords < 0 {
 		return fmt.Errorf("itp: issuance max_records must not be negative")
 	}
@@ -172,6 +191,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.state = val.(*state)
 	a.state.configure(a)
+	if err := a.state.registry.SetStatic(a.Sessions); err != nil {
+		return fmt.Errorf("itp: sessions: %w", err)
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package itp
 
 import (
 	"context"
+	"errors"
 	"crypto"
 	"fmt"
 	"sync"
@@ -12,6 +13,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-itp/caddy-itp/ca"
+	"github.com/caddy-itp/caddy-itp/proxy"
+	"github.com/caddy-itp/caddy-itp/results"
+	"github.com/caddy-itp/caddy-itp/session"
 )
 
 // state is what the itp app keeps across config reloads, one per storage:
@@ -21,6 +25,10 @@ type state struct {
 	participants *ca.Participants
 	upstreamKey  crypto.Signer
 	limiter      *addrLimiter
+	registry     *session.Registry
+	results      *results.Store
+	judge        *proxy.Judge
+	upstreams    *proxy.Pool
 	logger       *zap.Logger
 
 	startOnce sync.Once
@@ -48,11 +56,27 @@ func newState(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger, 
 	if err != nil {
 		return nil, err
 	}
+	registry, err := session.New(storage, logger.Named("sessions"), session.Options{
+		UpstreamPublicKey: upstreamKey.Public(),
+		ExpiryWarning:     time.Duration(app.ExpiryWarning),
+		SyncInterval:      time.Duration(app.SyncInterval),
+		CheckJWSRule:      checkJWSRule,
+	})
+	if err != nil {
+		return nil, err
+	}
+	store := results.New(storage, logger.Named("results"), results.Options{PerSession: app.ResultsPerSession})
 	return &state{
 		participants: participants,
 		upstreamKey:  upstreamKey,
 		limiter:      newAddrLimiter(),
-		logger:       logger,
+		registry:     registry,
+		results:      store,
+		judge: proxy.NewJudge(auth.Pool, participants.IsRevoked, proxy.JudgeOptions{
+			HowToGet: "get one by uploading a CSR to " + app.PublicURL + "/itp/certificates",
+		}),
+		upstreams: proxy.NewPool(proxy.PoolOptions{}),
+		logger:    logger,
 	}, nil
 }
 
@@ -75,6 +99,7 @@ func (s *state) start(interval time.Duration) {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.cancel, s.done = cancel, make(chan struct{})
 		go s.sync(ctx, interval)
+		s.registry.Start()
 	})
 }
 
@@ -101,7 +126,8 @@ func (s *state) Destruct() error {
 		s.cancel()
 		<-s.done
 	}
-	return nil
+	s.upstreams.CloseIdleConnections()
+	return errors.Join(s.registry.Close(), s.results.Close())
 }
 
 var _ caddy.Destructor = (*state)(nil)
