@@ -2,8 +2,8 @@ package itp
 
 import (
 	"context"
-	"errors"
 	"crypto"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
