@@ -32,6 +32,14 @@ const DefaultCAPrefix = "/itp"
 //     while it is valid, not revoked and not in the last third of its
 //     validity.
 //
+// It also serves the participant pages (see web.go): `GET {prefix}/`, the
+// "Download Certificates" page whose form posts to `{prefix}/certificates`
+// (a refusal from a browser form is shown on the page), and
+// `GET {prefix}/sessions/{id}`, a session's URLs, components and live
+// results, with `GET {prefix}/sessions/{id}/results` as the JSON it polls.
+// The session id is the capability, as in the original platform; the
+// pages change nothing and never show keys, secrets or environment values.
+//
 // Other requests go to the next handler. Mount it on the secure site; it
 // needs no client certificate. Issuance is limited per client address (see
 // the app's `issuance` options); to require authentication as well, place
@@ -88,6 +96,9 @@ func (h *CAHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		}
 		return h.serveSign(w, r)
 	}
+	if served, err := h.serveWeb(w, r); served {
+		return err
+	}
 	return next.ServeHTTP(w, r)
 }
 
@@ -96,8 +107,11 @@ func (h *CAHandler) serveSign(w http.ResponseWriter, r *http.Request) error {
 	if ok, wait := h.app.state.limiter.allow(addr); !ok {
 		secs := int(wait/time.Second) + 1
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		return plainError(w, http.StatusTooManyRequests,
-			fmt.Sprintf("too many certificate requests from %s: try again in %d seconds", addr, secs))
+		msg := fmt.Sprintf("too many certificate requests from %s: try again in %d seconds", addr, secs)
+		if wantsHTML(r) {
+			return h.serveSignError(w, r, http.StatusTooManyRequests, msg)
+		}
+		return plainError(w, http.StatusTooManyRequests, msg)
 	}
 	csrPEM, err := readCSR(w, r)
 	if err == nil {
@@ -116,6 +130,9 @@ func (h *CAHandler) serveSign(w http.ResponseWriter, r *http.Request) error {
 		msg = "the certificate could not be issued; the platform operator can see why in the logs"
 	} else {
 		h.logger.Debug("refused participant CSR", zap.String("client", addr), zap.String("reason", msg))
+	}
+	if wantsHTML(r) {
+		return h.serveSignError(w, r, status, msg)
 	}
 	return plainError(w, status, msg)
 }
