@@ -403,3 +403,5 @@ func parseCSR(t *testing.T, data []byte) *x509.CertificateRequest {
 	}
 	return csr
 }
+
+func pkixName(cn string) pkix.Name { return pkix.Name{CommonName: cn} }

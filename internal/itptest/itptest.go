@@ -220,7 +220,10 @@ func (e *Env) RootPool(t testing.TB) (*x509.CertPool, []byte) {
 func (e *Env) Client(t testing.TB, roots *x509.CertPool, cert *tls.Certificate) *http.Client {
 	cfg := &tls.Config{RootCAs: roots}
 	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
+		// send the certificate whatever CAs the server advertises, as
+		// curl does: Go's default sends none that the server's list
+		// does not name, which would hide foreign certificates
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 }
