@@ -29,7 +29,7 @@ const itpSite = `	itp
 // sutSeen is what the test SUT reports about a request it received.
 type sutSeen struct {
 	Path, Query, Host, SNI, ClientCN string
-	IdentityHeaders                 []string
+	IdentityHeaders                  []string
 }
 
 // newSUT starts a real mTLS server (RequireAndVerifyClientCert) with a
