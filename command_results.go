@@ -112,7 +112,7 @@ object per line (the admin API's records), also with --follow.`,
 
 // resultLine is the layout of a result row: fixed widths, so that rows
 // printed at different times by --follow line up.
-const resultLine = "%-5s %-20s %-6s %-22s %-24s %-40s %s\n"
+const resultLine = "%-5s %-20s %-6s %-22s %-24s %-48s %s\n"
 
 func printResultHeader(w io.Writer) {
 	fmt.Fprintf(w, resultLine, "ID", "TIME (UTC)", "STATUS", "CHECK", "FROM -> TO", "REQUEST", "MESSAGE")
@@ -126,17 +126,8 @@ func printResult(w io.Writer, r results.Result) {
 		strings.ToUpper(r.Status),
 		r.Check,
 		r.Source+" -> "+r.Target,
-		ellipsis(req, 40),
+		req,
 		oneLine(r.Message))
-}
-
-// ellipsis shortens s to n runes.
-func ellipsis(s string, n int) string {
-	rs := []rune(s)
-	if len(rs) <= n {
-		return s
-	}
-	return string(rs[:n-1]) + "…"
 }
 
 // oneLine keeps a message on one line.
