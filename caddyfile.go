@@ -16,6 +16,7 @@ func init() {
 	// reverse_proxy, file_server, ...) and after authentication handlers
 	// (basic_auth, forward_auth), which can so protect itp_ca.
 	httpcaddyfile.RegisterDirectiveOrder("itp_ca", httpcaddyfile.Before, "respond")
+	httpcaddyfile.RegisterDirectiveOrder("itp_jws", httpcaddyfile.Before, "respond")
 	httpcaddyfile.RegisterDirectiveOrder("itp", httpcaddyfile.Before, "respond")
 }
 

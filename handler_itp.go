@@ -139,6 +139,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 	proxy.StripClientIdentityHeaders(r.Header)
 
+	// the session's JWS rules for this source and target (jwsrules.go)
+	if answered, err := h.applyJWSRequest(w, r, sess, route, ex); answered {
+		return err
+	}
+	if hasJWSRules(sess, route, session.DirectionResponse) {
+		return h.serveJWSResponse(w, r, sess, route, ex, func(w http.ResponseWriter) error {
+			if target.Simulated {
+				return h.serveSimulated(w, r, next, route, ex)
+			}
+			return h.serveUpstream(w, r, next, route, target, ex)
+		})
+	}
+
 	if target.Simulated {
 		return h.serveSimulated(w, r, next, route, ex)
 	}
@@ -180,6 +193,7 @@ func (h *Handler) lookup(route proxy.Route) (*session.Resolved, int, string) {
 func (h *Handler) serveSimulated(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, route proxy.Route, ex *exchange) error {
 	path, rawPath, err := proxy.JoinPath(&url.URL{}, route.Rest)
 	if err != nil {
+		platformAnswer(w)
 		return plainError(w, http.StatusBadRequest, err.Error())
 	}
 	r.URL.Path, r.URL.RawPath = path, rawPath
@@ -196,10 +210,12 @@ func (h *Handler) serveSimulated(w http.ResponseWriter, r *http.Request, next ca
 func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, route proxy.Route, target *session.ResolvedComponent, ex *exchange) error {
 	base := target.BaseURL
 	if base == nil {
+		platformAnswer(w)
 		return plainError(w, http.StatusNotFound, fmt.Sprintf("component %q has no base_url, so it cannot receive requests", route.Target))
 	}
 	path, rawPath, err := proxy.JoinPath(base, route.Rest)
 	if err != nil {
+		platformAnswer(w)
 		return plainError(w, http.StatusBadRequest, err.Error())
 	}
 	r.URL.Path, r.URL.RawPath = path, rawPath
@@ -236,6 +252,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, next cad
 		return nil
 	}
 	check, msg := proxy.ClassifyUpstreamError(err, route.Target, base)
+	platformAnswer(w)
 	h.checks.record(ex, check, false, nil, nil, msg)
 	status := http.StatusBadGateway
 	var he caddyhttp.HandlerError

@@ -60,7 +60,7 @@ func newState(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger, 
 		UpstreamPublicKey: upstreamKey.Public(),
 		ExpiryWarning:     time.Duration(app.ExpiryWarning),
 		SyncInterval:      time.Duration(app.SyncInterval),
-		CheckJWSRule:      checkJWSRule,
+		CompileJWSRule:    compileJWSRule,
 	})
 	if err != nil {
 		return nil, err

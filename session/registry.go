@@ -48,6 +48,12 @@ type Options struct {
 	// refuses the session; a *FieldError's Field is taken as relative to
 	// the rule (e.g. "private_key").
 	CheckJWSRule func(ResolvedJWSRule) error
+	// CompileJWSRule, when set, compiles a resolved JWS rule once, when its
+	// session is registered (parsed keys, a verifier or signer); what it
+	// returns is kept in ResolvedJWSRule.Compiled for the request path. An
+	// error refuses the session as CheckJWSRule's does; for a session read
+	// back from storage it becomes a warning and Compiled stays nil.
+	CompileJWSRule func(ResolvedJWSRule) (any, error)
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
 }

@@ -72,6 +72,10 @@ type ResolvedJWSRule struct {
 	JWSRule
 	// Index is the position of the rule in the session's jws list.
 	Index int
+	// Compiled is what Options.CompileJWSRule returned for the rule; nil
+	// without that hook, or when it failed for a session read back from
+	// storage (the failure is then one of the session's warnings).
+	Compiled any
 }
 
 // identityKey computes ResolvedComponent.IdentityKey. Every variable-length

@@ -612,20 +612,38 @@ func (c *compiler) compileRule(prefix string, index int, rule JWSRule, comps map
 		}
 	}
 	if c.opts.CheckJWSRule != nil {
-		if err := c.opts.CheckJWSRule(rr); err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				err = &FieldError{Field: prefix + fe.Field, Msg: fe.Msg}
-			} else {
-				err = &FieldError{Field: strings.TrimSuffix(prefix, "."), Msg: err.Error()}
-			}
-			if c.strict {
-				return rr, err
-			}
-			warnf(warnings, "%s", err.Error())
+		if err := c.ruleHookError(prefix, c.opts.CheckJWSRule(rr), warnings); err != nil {
+			return rr, err
 		}
 	}
+	if c.opts.CompileJWSRule != nil {
+		compiled, err := c.opts.CompileJWSRule(rr)
+		if err := c.ruleHookError(prefix, err, warnings); err != nil {
+			return rr, err
+		}
+		rr.Compiled = compiled
+	}
 	return rr, nil
+}
+
+// ruleHookError turns the error of a JWS rule hook into a *FieldError
+// relative to the rule: returned when strict, a warning otherwise (a record
+// read back from storage is kept, with the rule left uncompiled).
+func (c *compiler) ruleHookError(prefix string, err error, warnings *[]string) error {
+	if err == nil {
+		return nil
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		err = &FieldError{Field: prefix + fe.Field, Msg: fe.Msg}
+	} else {
+		err = &FieldError{Field: strings.TrimSuffix(prefix, "."), Msg: err.Error()}
+	}
+	if c.strict {
+		return err
+	}
+	warnf(warnings, "%s", err.Error())
+	return nil
 }
 
 // checkPEMType checks that text holds one PEM block of a key type.
