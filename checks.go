@@ -3,6 +3,7 @@ package itp
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -66,22 +67,28 @@ type checkRecorder struct {
 	counter *prometheus.CounterVec
 }
 
-func newCheckRecorder(ctx caddy.Context, logger *zap.Logger, store *results.Store) (*checkRecorder, error) {
-	counter := prometheus.NewCounterVec(prometheus.CounterOpts{
+// newChecksCounter makes the counter of check outcomes. It lives in the
+// state that outlives config reloads, so counts do not restart at every
+// reload.
+func newChecksCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "caddy",
 		Subsystem: "itp",
 		Name:      "checks_total",
 		Help:      "Check outcomes of the ITP testing routes, by check and status.",
 	}, []string{"check", "status"})
-	// Caddy makes a new registry per config load; several itp handlers in
-	// one config share the counter
+}
+
+func newCheckRecorder(ctx caddy.Context, logger *zap.Logger, store *results.Store, counter *prometheus.CounterVec) (*checkRecorder, error) {
+	// Caddy makes a new metrics registry per config load: register the
+	// long-lived counter with this one (several itp handlers in one config
+	// find it already there)
 	if reg := ctx.GetMetricsRegistry(); reg != nil {
 		if err := reg.Register(counter); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
-				return nil, err
+				return nil, fmt.Errorf("itp handler: registering metrics: %w", err)
 			}
-			counter = are.ExistingCollector.(*prometheus.CounterVec)
 		}
 	}
 	return &checkRecorder{logger: logger, store: store, counter: counter}, nil

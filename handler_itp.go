@@ -66,7 +66,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("itp handler: loading the itp app: %w", err)
 	}
 	h.app = app.(*App)
-	h.checks, err = newCheckRecorder(ctx, h.logger, h.app.state.results)
+	h.checks, err = newCheckRecorder(ctx, h.logger, h.app.state.results, h.app.state.checksCounter)
 	if err != nil {
 		return err
 	}

@@ -77,8 +77,14 @@ type platform struct {
 
 func startPlatform(t *testing.T) *platform {
 	t.Helper()
+	return startPlatformWith(t, "")
+}
+
+// startPlatformWith starts a platform with extra itp options.
+func startPlatformWith(t *testing.T, itpOptions string) *platform {
+	t.Helper()
 	env := itptest.NewEnv(t)
-	env.Load(t, itptest.Platform("", itpSite))
+	env.Load(t, itptest.Platform(itpOptions, itpSite))
 	p := &platform{env: env}
 	p.roots, _ = env.RootPool(t)
 	p.participant, p.serial = p.newParticipant(t, "payer-client")

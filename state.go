@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/caddy-itp/caddy-itp/ca"
@@ -29,7 +30,9 @@ type state struct {
 	results      *results.Store
 	judge        *proxy.Judge
 	upstreams    *proxy.Pool
-	logger       *zap.Logger
+	// checksCounter counts check outcomes across config reloads
+	checksCounter *prometheus.CounterVec
+	logger        *zap.Logger
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
@@ -75,8 +78,9 @@ func newState(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger, 
 		judge: proxy.NewJudge(auth.Pool, participants.IsRevoked, proxy.JudgeOptions{
 			HowToGet: "get one by uploading a CSR to " + app.PublicURL + "/itp/certificates",
 		}),
-		upstreams: proxy.NewPool(proxy.PoolOptions{}),
-		logger:    logger,
+		upstreams:     proxy.NewPool(proxy.PoolOptions{}),
+		checksCounter: newChecksCounter(),
+		logger:        logger,
 	}, nil
 }
 

@@ -102,8 +102,7 @@ func Platform(itpOptions, site string) string {
 	itp {
 		public_url https://localhost:{SECURE}
 		public_insecure_url http://localhost:{INSECURE}
-` + itpOptions + `
-	}
+` + optionLines(itpOptions) + `	}
 }
 https://localhost:{SECURE} {
 	tls {
@@ -120,6 +119,14 @@ http://localhost:{INSECURE} {
 ` + site + `
 }
 `
+}
+
+// optionLines ends non-empty options with a newline.
+func optionLines(s string) string {
+	if s = strings.TrimRight(s, "\n"); s == "" {
+		return ""
+	}
+	return s + "\n"
 }
 
 var loadMu sync.Mutex
