@@ -16,6 +16,7 @@ import (
 //
 //	expiry_warning      <duration>
 //	results_per_session <n>
+//	session_retention   <duration>
 //	session_file        <file.json>
 //	session <id> {
 //		name    <name>
@@ -61,6 +62,12 @@ func (a *App) unmarshalSessionOption(d *caddyfile.Dispenser) error {
 			return err
 		}
 		a.ExpiryWarning = dur
+	case "session_retention":
+		dur, err := durationArg(d)
+		if err != nil {
+			return err
+		}
+		a.SessionRetention = dur
 	case "results_per_session":
 		n, err := intArg(d)
 		if err != nil {

@@ -20,6 +20,9 @@ const (
 	checkClientCert         = "Client certificate"
 	checkUpstreamEncryption = "Upstream encryption"
 	checkUpstreamTLS        = "Upstream TLS"
+	// checkUpstreamCertificate fails when an uploaded certificate expired
+	// after it was accepted.
+	checkUpstreamCertificate = "Upstream certificate"
 )
 
 // Expected and actual values, allocated once.

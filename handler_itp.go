@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -222,6 +223,12 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, next cad
 	r.Host = base.Host
 	ex.forwarded = r.URL.RequestURI()
 
+	if !target.ClientCertNotAfter.IsZero() && timeNow().After(target.ClientCertNotAfter) {
+		// refused at upload, so it expired since: say so before the SUT
+		// refuses it
+		h.checks.record(ex, checkUpstreamCertificate, false, nil, nil,
+			"the client certificate uploaded for component "+route.Target+" expired on "+target.ClientCertNotAfter.UTC().Format(time.RFC3339)+"; upload a new one")
+	}
 	if target.UseEncryption {
 		h.checks.record(ex, checkUpstreamEncryption, true, encryptedTrue, encryptedTrue, "the platform reached "+route.Target+" over TLS")
 	} else {

@@ -69,6 +69,12 @@ type App struct {
 	// Default: 14 days (336h).
 	ExpiryWarning caddy.Duration `json:"expiry_warning,omitempty"`
 
+	// SessionRetention is how long a session that has expired (its
+	// `expires` time has passed; its testing routes answer 410) is kept,
+	// with its results, before it is purged. Sessions declared in the
+	// config are never purged. Default: 7 days (168h).
+	SessionRetention caddy.Duration `json:"session_retention,omitempty"`
+
 	// ResultsPerSession is the most check results kept per session; the
 	// oldest are dropped first. Default: 1000.
 	ResultsPerSession int `json:"results_per_session,omitempty"`
@@ -174,6 +180,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if (a.CA.ImportCert == "") != (a.CA.ImportKey == "") {
 		return fmt.Errorf("itp: ca import needs both import_cert and import_key")
+	}
+	if a.SessionRetention < 0 {
+		return fmt.Errorf("itp: session_retention must not be negative")
 	}
 	if a.ResultsPerSession < 0 {
 		return fmt.Errorf("itp: results_per_session must not be negative")

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -264,7 +265,7 @@ func TestSoak(t *testing.T) {
 	}})
 	foreignCA := itptest.NewCA(t, "Foreign")
 	fkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	foreign := itptest.KeyPair(t, foreignCA.Sign(t, fkey.Public(), "foreign", 2, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), fkey)
+	foreign := itptest.KeyPair(t, foreignCA.Sign(t, fkey.Public(), "foreign", x509.ExtKeyUsageClientAuth, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), fkey)
 	clients := []*http.Client{
 		p.env.Client(t, p.roots, &p.participant), // good
 		p.env.Client(t, p.roots, nil),            // no certificate

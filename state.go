@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -33,6 +34,9 @@ type state struct {
 	// checksCounter counts check outcomes across config reloads
 	checksCounter *prometheus.CounterVec
 	logger        *zap.Logger
+
+	// retention is how long expired sessions are kept (nanoseconds)
+	retention atomic.Int64
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
@@ -95,6 +99,11 @@ func (s *state) configure(app *App) {
 		rate = defaultRatePerMinute
 	}
 	s.limiter.setRate(rate)
+	retention := time.Duration(app.SessionRetention)
+	if retention == 0 {
+		retention = DefaultSessionRetention
+	}
+	s.retention.Store(int64(retention))
 }
 
 // start launches the background sync once per state.
@@ -111,10 +120,14 @@ func (s *state) sync(ctx context.Context, interval time.Duration) {
 	defer close(s.done)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	purge := time.NewTicker(time.Minute)
+	defer purge.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-purge.C:
+			s.purgeExpired(ctx, time.Duration(s.retention.Load()), now)
 		case <-t.C:
 			if err := s.participants.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Error("refreshing revocations from storage", zap.Error(err))
