@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -72,6 +73,14 @@ type jwsOp struct {
 // (public_key, private_key, secret) so that a session rule's error names
 // e.g. jws[0].private_key.
 func compileJWS(spec jwsSpec) (*jwsOp, error) {
+	switch jws.Format(spec.Format) {
+	case jws.FormatMojaloop, jws.FormatCompact, jws.FormatDetached:
+	default:
+		return nil, &session.FieldError{Field: "format", Msg: fmt.Sprintf("must be %q, %q or %q, not %q", jws.FormatMojaloop, jws.FormatCompact, jws.FormatDetached, spec.Format)}
+	}
+	if !slices.Contains(jws.Algorithms(), spec.Alg) {
+		return nil, &session.FieldError{Field: "alg", Msg: fmt.Sprintf("must be one of %s, not %q", strings.Join(jws.Algorithms(), ", "), spec.Alg)}
+	}
 	var (
 		pub  crypto.PublicKey
 		priv crypto.Signer
@@ -124,15 +133,20 @@ func compileJWS(spec jwsSpec) (*jwsOp, error) {
 // it is about, when that is clear.
 func jwsFieldError(spec jwsSpec, err error) error {
 	msg := strings.TrimPrefix(err.Error(), "jws: ")
+	field := "public_key"
 	switch {
+	case strings.HasPrefix(msg, "protected header"):
+		field = "protected_headers"
+	case strings.HasPrefix(msg, "crit"):
+		field = "crit"
+	case strings.HasPrefix(msg, "unencoded"):
+		field = "unencoded"
 	case strings.HasPrefix(spec.Alg, "HS"):
-		return &session.FieldError{Field: "secret", Msg: msg}
+		field = "secret"
 	case spec.Sign:
-		return &session.FieldError{Field: "private_key", Msg: msg}
-	case strings.Contains(msg, "key"):
-		return &session.FieldError{Field: "public_key", Msg: msg}
+		field = "private_key"
 	}
-	return errors.New(msg)
+	return &session.FieldError{Field: field, Msg: msg}
 }
 
 // jwsOutcome is the result of applying a jwsOp to one message.
