@@ -66,7 +66,8 @@ func newJWSKey(t testing.TB, alg string) jwsKey {
 // returns the body to send.
 func mojaloopSign(t testing.TB, k jwsKey, hdr http.Header, method, uri string, body []byte) []byte {
 	t.Helper()
-	s, err := jws.NewSigner(jws.Config{Format: jws.FormatMojaloop, Alg: "RS256", PrivateKey: k.priv})
+	s, err := jws.NewSigner(jws.Config{Format: jws.FormatMojaloop, Alg: "RS256", PrivateKey: k.priv,
+		ProtectedHeaders: []string{"FSPIOP-Destination", "Date"}})
 	if err != nil {
 		t.Fatal(err)
 	}
