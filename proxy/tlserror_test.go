@@ -33,7 +33,8 @@ func TestClassifyUpstreamError(t *testing.T) {
 		u.Path = "/api"
 		return u
 	}
-	p := NewPool(PoolOptions{TLSHandshakeTimeout: 200 * time.Millisecond, ResponseHeaderTimeout: 200 * time.Millisecond})
+	// timeouts long enough for a loaded CI machine; only the silent servers reach them
+	p := NewPool(PoolOptions{TLSHandshakeTimeout: 3 * time.Second, ResponseHeaderTimeout: 3 * time.Second})
 	defer p.CloseIdleConnections()
 	trusting := func(key string) *Identity { return &Identity{Key: key, UseEncryption: true, RootCAs: sutCA.Pool()} }
 	withCert := func(key string, signer *testCert) *Identity {
