@@ -321,7 +321,7 @@ func (h *JWSHandler) serveResponse(w http.ResponseWriter, r *http.Request, next 
 			clearHeader(hdr)
 			return jsonError(w, http.StatusBadGateway, out.msg)
 		}
-		return buf.send(body, true)
+		return buf.send(body, method != http.MethodHead)
 	}
 	out := h.op.verify(body, hdr, "", "")
 	h.outcome(r, out)

@@ -97,15 +97,17 @@ func jwsCreateSession(t *testing.T, env *itptest.Env, s map[string]any) (int, []
 // it receives and answers with a detached RS256 signature over its body
 // (a wrong one with ?bad).
 type payeeSUT struct {
-	signer *jws.Signer
-	mu     sync.Mutex
-	got    [][]byte
+	signer  *jws.Signer
+	mu      sync.Mutex
+	got     [][]byte
+	headers []http.Header
 }
 
 func (p *payeeSUT) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	p.mu.Lock()
 	p.got = append(p.got, body)
+	p.headers = append(p.headers, r.Header.Clone())
 	p.mu.Unlock()
 	answer := []byte(`{"transferState": "COMMITTED"}`)
 	value, _, err := p.signer.Sign(jws.Message{Body: answer, Headers: w.Header()})
@@ -178,6 +180,9 @@ func TestSessionJWSRules(t *testing.T) {
 			with(mojaloopRule("payer", "payee", "request"), "public_key", "{{ env.PAYER_JWS_PUBLIC_KEY }}", "enforce", true),
 			{"source": "payer", "target": "payee", "direction": "response", "header": "X-JWS-Signature",
 				"format": "detached", "alg": "RS256", "public_key": "{{ env.PAYEE_JWS_PUBLIC_KEY }}", "enforce": true},
+			// the simulated hub's requests to the SUT are signed by the platform
+			with(mojaloopRule("hub", "payee", "request"), "public_key", "{{ env.HUB_JWS_PUBLIC_KEY }}",
+				"private_key", "{{ env.HUB_JWS_PRIVATE_KEY }}"),
 		},
 	}
 
@@ -319,6 +324,26 @@ func TestSessionJWSRules(t *testing.T) {
 		t.Errorf("the refused response's headers were kept: %v", resp.Header)
 	}
 	jwsOneResult(t, env, "jws-rules", "Response: JWS Signature", since, "fail", "does not verify")
+
+	// a request from the simulated hub to the SUT: signed by the platform
+	// over the canonical body it forwards, FSPIOP-URI the path after the
+	// session prefix; the SUT verifies it with the hub's public key
+	since = jwsLastID(t, env, "jws-rules")
+	before := len(sut.received())
+	resp, got = jwsDo(t, c, "POST", env.SecureURL()+"/testing/hub/payee/jws-rules/transfers", http.Header{"Fspiop-Source": {"hubfsp"}}, transfer)
+	if resp.StatusCode != 200 {
+		t.Fatalf("hub request: %d %s", resp.StatusCode, got)
+	}
+	sut.mu.Lock()
+	fwdBody, fwdHeader := sut.got[before], sut.headers[before]
+	sut.mu.Unlock()
+	if string(fwdBody) != `{"amount":{"amount":"100","currency":"EUR"},"transferId":"b51ec534"}` || fwdHeader.Get("Content-Length") != strconv.Itoa(len(fwdBody)) {
+		t.Fatalf("the SUT received %q (Content-Length %q)", fwdBody, fwdHeader.Get("Content-Length"))
+	}
+	if _, err := hubVerifier.Verify(jws.Message{HeaderValue: fwdHeader.Get("FSPIOP-Signature"), Body: fwdBody, Headers: fwdHeader, Method: "POST", URI: "/transfers"}); err != nil {
+		t.Fatalf("the platform's signature on the hub's request: %v", err)
+	}
+	jwsOneResult(t, env, "jws-rules", "Request: JWS Signature", since, "pass", "signed by the platform")
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -387,7 +387,8 @@ func (b *jwsResponseBuffer) Write(p []byte) (int, error) {
 func (b *jwsResponseBuffer) Flush() {}
 
 // send writes the response out with body; changed says that body is not
-// the one buffered, so Content-Length is set to its length.
+// the one buffered, so Content-Length is set to its length (never for a
+// HEAD request, whose Content-Length is that of the GET).
 func (b *jwsResponseBuffer) send(body []byte, changed bool) error {
 	status := b.status
 	if status == 0 {

@@ -179,7 +179,7 @@ func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess 
 			return jsonError(w, http.StatusBadGateway, "response refused: "+strings.TrimSpace(out.msg))
 		}
 	}
-	if serr := buf.send(body, changed); serr != nil {
+	if serr := buf.send(body, changed && method != http.MethodHead); serr != nil {
 		return serr
 	}
 	return err
