@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -63,6 +64,7 @@ var adminRoutes = []adminRoute{
 	{http.MethodGet, "/itp/ca/root.crt", adminRootCert},
 	{http.MethodPost, "/itp/ca/sign", adminSign},
 	{http.MethodPost, "/itp/ca/revoke", adminRevoke},
+	{http.MethodPost, "/itp/ca/renew", adminRenew},
 	{http.MethodGet, "/itp/upstream/client.csr", adminUpstreamCSR},
 	{http.MethodPost, "/itp/keys/check", adminKeyCheck},
 }
@@ -160,7 +162,7 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 
 func adminRootCert(app *App, w http.ResponseWriter, _ *http.Request, _ []string) error {
 	w.Header().Set("Content-Type", "application/x-pem-file")
-	_, err := w.Write(app.Authority().RootPEM)
+	_, err := w.Write(app.Authority().TrustPEM())
 	return err
 }
 
@@ -202,6 +204,43 @@ func adminRevoke(app *App, w http.ResponseWriter, r *http.Request, _ []string) e
 	app.logger.Info("revoked participant certificate",
 		zap.String("serial", rec.Serial), zap.String("subject", rec.Subject), zap.String("by", "admin "+r.RemoteAddr))
 	return writeJSON(w, http.StatusOK, rec)
+}
+
+// adminRenew replaces the ITP root, explicitly: the old root stays
+// trusted (and keeps signing the server certificates) for the transition.
+func adminRenew(app *App, w http.ResponseWriter, r *http.Request, _ []string) error {
+	var req struct {
+		Transition caddy.Duration `json:"transition"`
+		KeyType    string         `json:"key_type"`
+	}
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Transition < 0 {
+		return apiError(http.StatusBadRequest, `field "transition": must not be negative`)
+	}
+	if req.KeyType != "" && !ca.ValidKeyType(req.KeyType) {
+		return apiError(http.StatusBadRequest, fmt.Sprintf(`field "key_type": %q is not one of ecdsa_p256, ecdsa_p384, rsa2048, rsa3072, rsa4096, ed25519`, req.KeyType))
+	}
+	auth, err := ca.Renew(r.Context(), app.storage, app.logger, ca.Options{
+		KeyType:         req.KeyType,
+		Validity:        time.Duration(app.CA.Validity),
+		CommonName:      app.CA.CommonName,
+		NameConstraints: app.CA.NameConstraints,
+	}, time.Duration(req.Transition))
+	if err != nil {
+		return errorToAPI(err)
+	}
+	app.Participants().SetAuthority(auth)
+	app.logger.Info("renewed the ITP root through the admin API", zap.String("by", "admin "+r.RemoteAddr))
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"serial":    auth.Root.SerialNumber.Text(16),
+		"subject":   auth.Root.Subject.String(),
+		"key":       ca.DescribeKey(auth.Root.PublicKey),
+		"not_after": auth.Root.NotAfter,
+		"previous":  auth.Previous(),
+		"root":      string(auth.RootPEM),
+	})
 }
 
 func adminUpstreamCSR(app *App, w http.ResponseWriter, _ *http.Request, _ []string) error {

@@ -46,12 +46,15 @@ func (p *CAPool) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// CertPool returns a pool holding the ITP root.
+// CertPool returns a pool holding the ITP root (and, after a renewal, the
+// previous root during its transition). Caddy reads it when it loads the
+// config, for the CA names the handshake advertises; the itp handler
+// judges certificates against the live roots.
 func (p *CAPool) CertPool() *x509.CertPool { return p.app.Authority().Pool() }
 
 // Certificates returns the ITP root, so the pool combines with others.
 func (p *CAPool) Certificates() []*x509.Certificate {
-	return []*x509.Certificate{p.app.Authority().Root}
+	return p.app.Authority().Roots()
 }
 
 // UnmarshalCaddyfile sets up the pool from Caddyfile tokens. Syntax:

@@ -88,7 +88,7 @@ func (h *CAHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		}
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		w.Header().Set("Content-Disposition", `attachment; filename="RootCA.crt"`)
-		_, err := w.Write(h.app.Authority().RootPEM)
+		_, err := w.Write(h.app.Authority().TrustPEM())
 		return err
 	case h.Prefix + "/certificates":
 		if r.Method != http.MethodPost {

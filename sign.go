@@ -81,7 +81,7 @@ func (a *App) signedBundle(ctx context.Context, csrPEM []byte, who string) ([]by
 			zap.Time("not_after", rec.NotAfter),
 			zap.String("by", who))
 	}
-	zip, err := ca.Bundle([]byte(rec.Certificate), a.Authority().RootPEM, rec.NotBefore)
+	zip, err := ca.Bundle([]byte(rec.Certificate), a.Authority().TrustPEM(), rec.NotBefore)
 	if err != nil {
 		return nil, nil, err
 	}

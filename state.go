@@ -3,6 +3,7 @@ package itp
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -34,6 +35,7 @@ type state struct {
 	// checksCounter counts check outcomes across config reloads
 	checksCounter *prometheus.CounterVec
 	logger        *zap.Logger
+	storage       certmagic.Storage
 
 	// retention is how long expired sessions are kept (nanoseconds)
 	retention atomic.Int64
@@ -79,11 +81,12 @@ func newState(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger, 
 		limiter:      newAddrLimiter(),
 		registry:     registry,
 		results:      store,
-		judge: proxy.NewJudge(auth.Pool, participants.IsRevoked, proxy.JudgeOptions{
+		judge: proxy.NewJudge(func() *x509.CertPool { return participants.Authority().Pool() }, participants.IsRevoked, proxy.JudgeOptions{
 			HowToGet: "get one by uploading a CSR to " + app.PublicURL + "/itp/certificates",
 		}),
 		upstreams:     proxy.NewPool(proxy.PoolOptions{}),
 		checksCounter: newChecksCounter(),
+		storage:       storage,
 		logger:        logger,
 	}, nil
 }
@@ -132,6 +135,7 @@ func (s *state) sync(ctx context.Context, interval time.Duration) {
 			if err := s.participants.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Error("refreshing revocations from storage", zap.Error(err))
 			}
+			s.reloadAuthority(ctx)
 		}
 	}
 }
@@ -150,3 +154,19 @@ func (s *state) Destruct() error {
 var _ caddy.Destructor = (*state)(nil)
 
 func (s *state) String() string { return fmt.Sprintf("itp state %p", s) }
+
+// reloadAuthority picks up a root renewed by another instance sharing the
+// storage, or a transition that has ended.
+func (s *state) reloadAuthority(ctx context.Context) {
+	next, changed, err := s.participants.Authority().Reload(ctx, s.storage)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger.Error("reloading the ITP root from storage", zap.Error(err))
+		}
+		return
+	}
+	if changed {
+		s.participants.SetAuthority(next)
+		s.logger.Info("loaded a changed ITP root from storage", zap.String("serial", next.Root.SerialNumber.Text(16)))
+	}
+}

@@ -50,16 +50,61 @@ type Options struct {
 	NameConstraints []string
 }
 
-// Authority is a loaded root CA.
+// Authority is a loaded root CA: the current root and, after a renewal,
+// the previous roots still trusted during their transition period.
 type Authority struct {
-	Root    *x509.Certificate
+	// Root is the current root; it signs new participant certificates.
+	Root *x509.Certificate
+	// RootPEM is the current root, PEM.
 	RootPEM []byte
-	key     crypto.Signer
-	pool    *x509.CertPool
+
+	key      crypto.Signer
+	pool     *x509.CertPool
+	previous []previousRoot
+	trustPEM []byte
 }
 
-// Pool returns a certificate pool holding only the root.
+// previousRoot is a replaced root, trusted until its transition ends.
+type previousRoot struct {
+	cert  *x509.Certificate
+	key   crypto.Signer
+	until time.Time
+}
+
+// Pool returns a certificate pool holding the current root and the
+// previous roots still in their transition period: the roots a client
+// certificate may chain to.
 func (a *Authority) Pool() *x509.CertPool { return a.pool }
+
+// TrustPEM is what participants download as RootCA.crt: the current root,
+// followed by the previous roots still in their transition period, so
+// that the platform's server certificate verifies whichever root signed it.
+func (a *Authority) TrustPEM() []byte { return a.trustPEM }
+
+// Roots returns the current root and the previous roots in transition.
+func (a *Authority) Roots() []*x509.Certificate {
+	roots := []*x509.Certificate{a.Root}
+	for _, p := range a.previous {
+		roots = append(roots, p.cert)
+	}
+	return roots
+}
+
+// Previous lists the previous roots still trusted and until when.
+func (a *Authority) Previous() []PreviousRoot {
+	out := make([]PreviousRoot, 0, len(a.previous))
+	for _, p := range a.previous {
+		out = append(out, PreviousRoot{Serial: p.cert.SerialNumber.Text(16), Subject: p.cert.Subject.String(), Until: p.until})
+	}
+	return out
+}
+
+// PreviousRoot describes a replaced root still trusted in its transition.
+type PreviousRoot struct {
+	Serial  string    `json:"serial"`
+	Subject string    `json:"subject"`
+	Until   time.Time `json:"trusted_until"`
+}
 
 // Signer returns the root's private key.
 func (a *Authority) Signer() crypto.Signer { return a.key }
@@ -146,7 +191,14 @@ func loadAuthority(ctx context.Context, storage certmagic.Storage) (*Authority, 
 		// certificate is damage, not a CA to create afresh
 		return nil, fmt.Errorf("itp ca: root certificate present but loading %s failed: %v", RootKeyKey, err)
 	}
-	return parseAuthority(certPEM, keyPEM)
+	a, err := parseAuthority(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.loadPrevious(ctx, storage, time.Now()); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 func parseAuthority(certPEM, keyPEM []byte) (*Authority, error) {
@@ -164,9 +216,20 @@ func parseAuthority(certPEM, keyPEM []byte) (*Authority, error) {
 	if !cert.IsCA || !cert.BasicConstraintsValid {
 		return nil, fmt.Errorf("itp ca: root certificate %q is not a CA certificate", cert.Subject)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &Authority{Root: cert, RootPEM: EncodeCertPEM(cert.Raw), key: key, pool: pool}, nil
+	a := &Authority{Root: cert, RootPEM: EncodeCertPEM(cert.Raw), key: key}
+	a.index()
+	return a, nil
+}
+
+// index builds the pool and the trust bundle from the roots.
+func (a *Authority) index() {
+	a.pool = x509.NewCertPool()
+	a.pool.AddCert(a.Root)
+	a.trustPEM = append([]byte(nil), a.RootPEM...)
+	for _, p := range a.previous {
+		a.pool.AddCert(p.cert)
+		a.trustPEM = append(a.trustPEM, EncodeCertPEM(p.cert.Raw)...)
+	}
 }
 
 func warnMismatch(logger *zap.Logger, a *Authority, opts Options) {

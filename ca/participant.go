@@ -69,7 +69,7 @@ type IssuerConfig struct {
 // Participants signs participant CSRs under the signing policy, keeps the
 // issuance records and the revocation list.
 type Participants struct {
-	auth    *Authority
+	auth    atomic.Pointer[Authority]
 	storage certmagic.Storage
 	logger  *zap.Logger
 	cfg     atomic.Pointer[IssuerConfig]
@@ -84,7 +84,8 @@ func NewParticipants(ctx context.Context, auth *Authority, storage certmagic.Sto
 	if logger == nil {
 		logger = zap.NewNop()
 	}
-	p := &Participants{auth: auth, storage: storage, logger: logger}
+	p := &Participants{storage: storage, logger: logger}
+	p.auth.Store(auth)
 	p.Configure(cfg)
 	empty := map[string]struct{}{}
 	p.revoked.Store(&empty)
@@ -111,7 +112,10 @@ func (p *Participants) Configure(cfg IssuerConfig) {
 }
 
 // Authority returns the CA the participants' certificates come from.
-func (p *Participants) Authority() *Authority { return p.auth }
+func (p *Participants) Authority() *Authority { return p.auth.Load() }
+
+// SetAuthority switches to a renewed (or reloaded) root.
+func (p *Participants) SetAuthority(a *Authority) { p.auth.Store(a) }
 
 // Refresh reloads the revocation list from storage, so revocations made by
 // other instances sharing the storage take effect here.
@@ -200,7 +204,7 @@ func (p *Participants) reusable(rec *Record, now time.Time) bool {
 		return false
 	}
 	cert, err := DecodeCertPEM([]byte(rec.Certificate))
-	if err != nil || cert.CheckSignatureFrom(p.auth.Root) != nil {
+	if err != nil || cert.CheckSignatureFrom(p.auth.Load().Root) != nil {
 		return false
 	}
 	return true
@@ -232,14 +236,15 @@ func (p *Participants) issue(csr *x509.CertificateRequest, hash string) (*Record
 	if err != nil {
 		return nil, err
 	}
+	auth := p.auth.Load()
 	now := time.Now().UTC().Truncate(time.Second)
 	notBefore := now.Add(-5 * time.Minute) // tolerate participants' clock skew
 	notAfter := now.Add(p.cfg.Load().Validity)
-	if notAfter.After(p.auth.Root.NotAfter) {
-		notAfter = p.auth.Root.NotAfter
+	if notAfter.After(auth.Root.NotAfter) {
+		notAfter = auth.Root.NotAfter
 	}
 	if !notAfter.After(now) {
-		return nil, fmt.Errorf("itp ca: the root expired on %s; renew it", p.auth.Root.NotAfter.Format(time.RFC3339))
+		return nil, fmt.Errorf("itp ca: the root expired on %s; renew it", auth.Root.NotAfter.Format(time.RFC3339))
 	}
 	keyUsage := x509.KeyUsageDigitalSignature
 	tmpl := &x509.Certificate{
@@ -254,7 +259,7 @@ func (p *Participants) issue(csr *x509.CertificateRequest, hash string) (*Record
 		BasicConstraintsValid: true,
 		IsCA:                  false,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.auth.Root, csr.PublicKey, p.auth.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, auth.Root, csr.PublicKey, auth.key)
 	if err != nil {
 		return nil, fmt.Errorf("itp ca: signing participant certificate: %w", err)
 	}

@@ -31,9 +31,16 @@ func (a *Authority) IssueServer(csr *x509.CertificateRequest, lifetime time.Dura
 		return nil, err
 	}
 	now := time.Now().UTC().Add(-time.Minute)
+	// during a root's transition the server certificates still come from
+	// the previous root, which participants who have not fetched the new
+	// RootCA.crt yet trust, until the transition is nearly over
+	issuer, issuerKey, limit := a.Root, a.key, a.Root.NotAfter
+	if len(a.previous) > 0 && a.previous[0].until.Sub(now) > lifetime/2 {
+		issuer, issuerKey, limit = a.previous[0].cert, a.previous[0].key, a.previous[0].until
+	}
 	notAfter := now.Add(lifetime)
-	if notAfter.After(a.Root.NotAfter) {
-		notAfter = a.Root.NotAfter
+	if notAfter.After(limit) {
+		notAfter = limit
 	}
 	cn := ""
 	if len(csr.DNSNames) > 0 {
@@ -54,7 +61,7 @@ func (a *Authority) IssueServer(csr *x509.CertificateRequest, lifetime time.Dura
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Root, csr.PublicKey, a.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, csr.PublicKey, issuerKey)
 	if err != nil {
 		return nil, fmt.Errorf("itp ca: signing server certificate: %w", err)
 	}
