@@ -146,7 +146,10 @@ http {
 	}
 }
 NG
-on_cpu "$other_cpus" nginx -c "$w/nginx.conf" &
+(
+	[ "$PIN" = 1 ] && exec taskset -c "$other_cpus" nginx -c "$w/nginx.conf"
+	exec nginx -c "$w/nginx.conf"
+) &
 pids+=($!)
 
 # ---- the proxy: one binary, one Caddyfile ----
@@ -341,6 +344,7 @@ for s in $SCENARIOS; do
 		mem "stock-GET-${BIG_MB}MB" "$STOCK/files/big.bin"
 		mem itp-POST-1MB "$ITP_URL/" -method POST -body-size $((1 << 20))
 		mem "itp-POST-${BIG_MB}MB" "$ITP_URL/" -method POST -body-size $((BIG_MB << 20))
+		mem "stock-POST-${BIG_MB}MB" "$STOCK/" -method POST -body-size $((BIG_MB << 20))
 		;;
 	profile)
 		echo "== profile: CPU and allocations under keep-alive 1 KB load, ${T}s each (files in $OUT)"
@@ -356,6 +360,7 @@ for s in $SCENARIOS; do
 			curl -fsS "$ADMIN/debug/pprof/allocs" -o "$OUT/$tg.allocs.after.pb.gz"
 			grep 'round 1' "$OUT/$tg.profile-load.txt"
 			go tool pprof -top -nodecount=30 "$w/caddy" "$OUT/$tg.cpu.pb.gz" >"$OUT/$tg.cpu.top.txt" 2>/dev/null
+			go tool pprof -top -cum -nodecount=60 "$w/caddy" "$OUT/$tg.cpu.pb.gz" >"$OUT/$tg.cpu.cum.txt" 2>/dev/null
 			go tool pprof -top -nodecount=40 -sample_index=alloc_objects \
 				-diff_base "$OUT/$tg.allocs.before.pb.gz" "$w/caddy" "$OUT/$tg.allocs.after.pb.gz" \
 				>"$OUT/$tg.allocs.top.txt" 2>/dev/null
@@ -370,6 +375,16 @@ for s in $SCENARIOS; do
 			tee -a "$w/lg.out"
 		std -scenario "sessions-$SESSIONS" -target stock="$STOCK/" -target "itp-$SESSIONS=$ITP/b{i}/" -spread $((n + 7))
 		rbig=$(result | awk '{print $5}')
+		# where the time goes with that many sessions (background sync and
+		# results flushes included): a CPU profile under the same ITP load
+		lg -d "$((T + 2))s" -c "$C" -rounds 1 -warmup 0 -target "itp-$SESSIONS=$ITP/b{i}/" -spread $((n + 7)) \
+			>"$OUT/itp-$SESSIONS.profile-load.txt" &
+		lgpid=$!
+		sleep 1
+		curl -fsS "$ADMIN/debug/pprof/profile?seconds=$T" -o "$OUT/itp-$SESSIONS.cpu.pb.gz"
+		wait $lgpid
+		go tool pprof -top -cum -nodecount=40 "$w/caddy" "$OUT/itp-$SESSIONS.cpu.pb.gz" >"$OUT/itp-$SESSIONS.cpu.top.txt" 2>/dev/null
+		echo "   itp at $SESSIONS sessions: CPU top (cumulative) -> $OUT/itp-$SESSIONS.cpu.top.txt"
 		note "$(awk -v a="$r10" -v b="$rbig" -v n="$SESSIONS" \
 			'BEGIN { printf "RESULT sessions throughput(itp/stock at %d) / throughput(itp/stock at 10) %.3f", n, (a > 0 ? b / a : 0) }')"
 		;;
