@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +25,24 @@ const (
 	DefaultFlushInterval = time.Second
 )
 
-// safeID is the alphabet of session ids that may become storage keys.
-var safeID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$`)
+// validID reports whether id matches ^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$, the
+// safe alphabet of session ids (DESIGN.md §3), without a regexp: Record
+// checks it on every result.
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Options configures a Store.
 type Options struct {
@@ -36,6 +52,9 @@ type Options struct {
 	// FlushInterval is how often the results of sessions that changed are
 	// written to storage. Default: 1s.
 	FlushInterval time.Duration
+	// MaxFlushPerTick caps how many sessions one background flush writes,
+	// those waiting longest first. Default: 256.
+	MaxFlushPerTick int
 }
 
 // Store holds the results of every session, bounded per session, and
@@ -58,12 +77,15 @@ type Store struct {
 
 // sessionLog is the bounded ring of one session's results.
 type sessionLog struct {
-	mu      sync.Mutex
-	buf     []Result // ring of at most PerSession results
-	start   int      // index of the oldest result in buf once it is full
-	lastID  int64
-	dirty   bool
-	deleted bool
+	mu     sync.Mutex
+	buf    []Result // ring of at most PerSession results
+	start  int      // index of the oldest result in buf once it is full
+	lastID int64
+	dirty  bool
+	// dirtySince is when the log became dirty: the background flush
+	// writes the longest-waiting logs first
+	dirtySince time.Time
+	deleted    bool
 }
 
 // storedList is the JSON document stored for one session.
@@ -85,6 +107,9 @@ func New(storage certmagic.Storage, logger *zap.Logger, opts Options) *Store {
 	}
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = DefaultFlushInterval
+	}
+	if opts.MaxFlushPerTick <= 0 {
+		opts.MaxFlushPerTick = 256
 	}
 	s := &Store{
 		storage: storage,
@@ -148,7 +173,7 @@ func sessionOfKey(key string) (string, bool) {
 		return "", false
 	}
 	id, ok := strings.CutSuffix(name, ".json")
-	if !ok || !safeID.MatchString(id) {
+	if !ok || !validID(id) {
 		return "", false
 	}
 	return id, true
@@ -185,7 +210,7 @@ func (l *sessionLog) ordered(fn func(*Result) bool) {
 // flush. It never waits for storage. A result whose session id is not a safe
 // id (see DESIGN.md §3) is not kept and is returned with id 0.
 func (s *Store) Record(r Result) Result {
-	if !safeID.MatchString(r.Session) {
+	if !validID(r.Session) {
 		s.logger.Warn("dropping result with an invalid session id", zap.String("session", r.Session))
 		r.ID = 0
 		return r
@@ -211,7 +236,9 @@ func (s *Store) Record(r Result) Result {
 	l.lastID++
 	r.ID = l.lastID
 	l.push(r, s.opts.PerSession)
-	l.dirty = true
+	if !l.dirty {
+		l.dirty, l.dirtySince = true, r.Time
+	}
 	l.mu.Unlock()
 	return r
 }
@@ -240,7 +267,7 @@ func (s *Store) Query(session string, since int64, status, check string) []Resul
 		}
 		l.mu.Unlock()
 	}
-	if !safeID.MatchString(session) {
+	if !validID(session) {
 		return out
 	}
 	list, err := s.load(context.Background(), Key(session))
@@ -270,7 +297,7 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 		l.buf = nil
 		l.mu.Unlock()
 	}
-	if !safeID.MatchString(session) {
+	if !validID(session) {
 		return nil
 	}
 	if err := s.storage.Delete(ctx, Key(session)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -283,16 +310,46 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 // write, one Store per session. It returns the first error, after trying
 // every session; sessions that failed stay marked for the next flush.
 func (s *Store) Flush(ctx context.Context) error {
+	return s.flush(ctx, 0)
+}
+
+// flush writes at most max dirty sessions (0: all), those dirty the
+// longest first. Each write rewrites a session's whole bounded list, so the
+// background flush caps the writes per tick: with thousands of active
+// sessions, each is written every few ticks instead of every tick, and
+// storage I/O stays bounded whatever the number of sessions.
+func (s *Store) flush(ctx context.Context, max int) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	var firstErr error
+	type pending struct {
+		session string
+		since   time.Time
+		log     *sessionLog
+	}
+	var dirty []pending
 	s.logs.Range(func(k, v any) bool {
-		session := k.(string)
 		l := v.(*sessionLog)
+		l.mu.Lock()
+		if l.dirty && !l.deleted {
+			dirty = append(dirty, pending{k.(string), l.dirtySince, l})
+		}
+		l.mu.Unlock()
+		return true
+	})
+	if max > 0 && len(dirty) > max {
+		sort.Slice(dirty, func(i, j int) bool { return dirty[i].since.Before(dirty[j].since) })
+		dirty = dirty[:max]
+	}
+	var firstErr error
+	for _, d := range dirty {
+		if ctx.Err() != nil {
+			break
+		}
+		session, l := d.session, d.log
 		l.mu.Lock()
 		if !l.dirty || l.deleted {
 			l.mu.Unlock()
-			return true
+			continue
 		}
 		list := storedList{Session: session, LastID: l.lastID, Results: make([]Result, 0, len(l.buf))}
 		l.ordered(func(r *Result) bool {
@@ -305,15 +362,16 @@ func (s *Store) Flush(ctx context.Context) error {
 		err := s.write(ctx, list)
 		if err != nil {
 			l.mu.Lock()
-			l.dirty = true
+			if !l.dirty {
+				l.dirty, l.dirtySince = true, d.since
+			}
 			l.mu.Unlock()
 			s.logger.Error("writing results", zap.String("key", Key(session)), zap.Error(err))
 			if firstErr == nil {
 				firstErr = err
 			}
 		}
-		return ctx.Err() == nil
-	})
+	}
 	if firstErr == nil {
 		firstErr = ctx.Err()
 	}
@@ -343,7 +401,7 @@ func (s *Store) run() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			_ = s.Flush(ctx) // errors are logged by Flush
+			_ = s.flush(ctx, s.opts.MaxFlushPerTick) // errors are logged by flush
 			cancel()
 		}
 	}

@@ -23,7 +23,15 @@ import (
 const (
 	SessionsPrefix = "itp/sessions/"
 	GroupsPrefix   = "itp/groups/"
+	// RevisionKey changes (to a random value) on every write, so a sync
+	// pass lists the records only when something changed.
+	RevisionKey = "itp/registry.rev"
 )
+
+// FullSyncInterval bounds how long a sync pass trusts an unchanged
+// revision before it lists storage anyway (for a writer that crashed
+// between its record and the revision).
+const FullSyncInterval = 30 * time.Second
 
 // Defaults of Options.
 const (
@@ -92,8 +100,14 @@ type Registry struct {
 
 	startOnce sync.Once
 	stopOnce  sync.Once
-	stop      chan struct{}
-	done      chan struct{}
+
+	// syncMu serialises sync passes; lastRev and lastFull tell whether a
+	// pass can skip listing storage (see syncOnce).
+	syncMu   sync.Mutex
+	lastRev  string
+	lastFull time.Time
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // groupEntry is a compiled group.
@@ -286,7 +300,18 @@ func (r *Registry) write(ctx context.Context, key string, v any) error {
 		return fmt.Errorf("storing %s: %w", key, err)
 	}
 	r.remember(ctx, key)
+	r.bumpRevision(ctx)
 	return nil
+}
+
+// bumpRevision tells the instances sharing the storage that a record
+// changed, so their next sync pass lists storage (see syncOnce). It is
+// written after the record: a reader that sees the new revision finds the
+// record too.
+func (r *Registry) bumpRevision(ctx context.Context) {
+	if err := r.storage.Store(ctx, RevisionKey, []byte(NewID())); err != nil {
+		r.logger.Warn("storing the registry revision; other instances see the change within FullSyncInterval", zap.Error(err))
+	}
 }
 
 // remember records the current version of key as known.
@@ -305,6 +330,7 @@ func (r *Registry) remove(ctx context.Context, key string) error {
 	}
 	delete(r.known, key)
 	delete(r.failed, key)
+	r.bumpRevision(ctx)
 	return nil
 }
 

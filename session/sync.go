@@ -87,8 +87,30 @@ func idOfKey(prefix, key string) (string, bool) {
 	return id, true
 }
 
-// syncOnce brings memory in step with storage.
+// syncOnce brings memory in step with storage. Listing and statting every
+// record costs O(records) storage calls, so a pass first reads RevisionKey
+// and skips the listing while it has not changed (and the last full pass
+// is younger than FullSyncInterval): with 10,000 sessions an idle pass is
+// one read, not 10,000 stats.
 func (r *Registry) syncOnce(ctx context.Context) {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	rev, err := r.storage.Load(ctx, RevisionKey)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		r.logger.Warn("reading the registry revision; listing storage", zap.Error(err))
+		rev = nil
+	}
+	if rev != nil && string(rev) == r.lastRev && time.Since(r.lastFull) < FullSyncInterval {
+		return
+	}
+	// the revision read before listing: a write during the listing
+	// changes it again, and the next pass lists again
+	r.lastRev, r.lastFull = string(rev), time.Now()
+	r.fullSync(ctx)
+}
+
+// fullSync lists storage and applies every change.
+func (r *Registry) fullSync(ctx context.Context) {
 	groups, gerr := r.scan(ctx, GroupsPrefix)
 	if gerr != nil {
 		r.logger.Error("listing groups in storage", zap.String("prefix", GroupsPrefix), zap.Error(gerr))

@@ -1,0 +1,51 @@
+package results
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// TestFlushCapWritesLongestWaitingFirst: a capped flush writes only that
+// many sessions, those dirty the longest, and the rest on later flushes.
+func TestFlushCapWritesLongestWaitingFirst(t *testing.T) {
+	st := &certmagic.FileStorage{Path: t.TempDir()}
+	s := New(st, nil, Options{FlushInterval: time.Hour})
+	defer s.Close()
+	start := time.Now().Add(-time.Minute)
+	for i := range 5 {
+		s.Record(Result{Session: fmt.Sprintf("s%d", i), Time: start.Add(time.Duration(i) * time.Second), Check: "c", Status: StatusPass})
+	}
+	ctx := context.Background()
+	if err := s.flush(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		want := i < 2
+		if got := st.Exists(ctx, Key(fmt.Sprintf("s%d", i))); got != want {
+			t.Fatalf("after one capped flush, s%d stored = %v, want %v", i, got, want)
+		}
+	}
+	if err := s.flush(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if !st.Exists(ctx, Key(fmt.Sprintf("s%d", i))) {
+			t.Fatalf("s%d never written", i)
+		}
+	}
+}
+
+func TestValidID(t *testing.T) {
+	for id, want := range map[string]bool{"a": true, "A-b_9": true, "-a": false, "_a": false, "": false, "a/b": false, "..": false, string(make([]byte, 65)): false} {
+		if validID(id) != want {
+			t.Errorf("validID(%q) = %v", id, !want)
+		}
+	}
+}
