@@ -107,21 +107,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	source, target := sess.Components[route.Source], sess.Components[route.Target]
 
-	ex := &exchange{
-		session: sess.Session.ID, source: route.Source, target: route.Target,
-		method: r.Method, uri: r.RequestURI,
-	}
-	defer h.checks.flush(ex)
+	ex := newExchange()
+	ex.session, ex.source, ex.target = sess.Session.ID, route.Source, route.Target
+	ex.method, ex.uri = r.Method, r.RequestURI
+	defer h.checks.done(ex)
 	verdict := h.app.state.judge.Judge(r.TLS, route.Source, source.AllowedClients)
 	if verdict.Present {
-		ex.cert = &clientCertInfo{Subject: verdict.Subject, Serial: verdict.Serial, Issuer: verdict.Issuer}
+		ex.certInfo = clientCertInfo{Subject: verdict.Subject, Serial: verdict.Serial, Issuer: verdict.Issuer}
+		ex.cert = &ex.certInfo
 	}
 
 	// the client leg
 	switch {
 	case verdict.OK:
-		h.checks.record(ex, checkEncrypted, true, mtlsTrue, mtlsTrue, "mutual TLS with a client certificate from the ITP CA")
-		h.checks.record(ex, checkClientCert, true, certValid, certValid, "client certificate "+verdict.Subject+" is valid for component "+route.Source)
+		h.checks.record(ex, checkEncrypted, true, mtlsTrue, mtlsTrue, msgMTLS)
+		h.checks.record(ex, checkClientCert, true, certValid, certValid, msgClientCertValid)
 	case !route.Insecure && r.TLS != nil:
 		// the secure route over TLS without a valid certificate: refused
 		// with a readable answer, and recorded
@@ -230,20 +230,25 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, next cad
 			"the client certificate uploaded for component "+route.Target+" expired on "+target.ClientCertNotAfter.UTC().Format(time.RFC3339)+"; upload a new one")
 	}
 	if target.UseEncryption {
-		h.checks.record(ex, checkUpstreamEncryption, true, encryptedTrue, encryptedTrue, "the platform reached "+route.Target+" over TLS")
+		h.checks.record(ex, checkUpstreamEncryption, true, encryptedTrue, encryptedTrue, msgUpstreamEncrypted)
 	} else {
-		h.checks.record(ex, checkUpstreamEncryption, false, encryptedTrue, encryptedFalse, "use_encryption is off for "+route.Target+": the platform reached it over plain HTTP")
+		h.checks.record(ex, checkUpstreamEncryption, false, encryptedTrue, encryptedFalse, msgUpstreamPlain)
 	}
 
-	id := &proxy.Identity{
-		Key:           target.IdentityKey,
-		UseEncryption: target.UseEncryption,
-		RootCAs:       target.CAPool,
-		ClientChain:   target.ClientChain,
-	}
-	if len(target.ClientChain) > 0 {
-		id.ClientKey = h.app.state.upstreamKey
-	}
+	// one identity per resolved component, so the pool's lookup finds
+	// its transport by pointer
+	id := target.Derived(func() any {
+		id := &proxy.Identity{
+			Key:           target.IdentityKey,
+			UseEncryption: target.UseEncryption,
+			RootCAs:       target.CAPool,
+			ClientChain:   target.ClientChain,
+		}
+		if len(target.ClientChain) > 0 {
+			id.ClientKey = h.app.state.upstreamKey
+		}
+		return id
+	}).(*proxy.Identity)
 	r = r.WithContext(proxy.WithIdentity(r.Context(), id))
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.itp.upstream", proxy.HostPort(base))
@@ -254,7 +259,7 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, next cad
 	err = h.rp.ServeHTTP(w, r, next)
 	if err == nil {
 		if target.UseEncryption {
-			h.checks.record(ex, checkUpstreamTLS, true, nil, nil, "TLS with "+route.Target+" succeeded")
+			h.checks.record(ex, checkUpstreamTLS, true, nil, nil, msgUpstreamTLS)
 		}
 		return nil
 	}

@@ -140,7 +140,8 @@ func (p *Participants) IsRevoked(serial *big.Int) bool {
 	if len(set) == 0 {
 		return false
 	}
-	_, ok := set[serial.Text(16)]
+	var buf [64]byte
+	_, ok := set[string(serial.Append(buf[:0], 16))] // no allocation
 	return ok
 }
 

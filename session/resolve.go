@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,6 +65,23 @@ type ResolvedComponent struct {
 	// upstream identity have the same key and different identities never
 	// do, so it can key a pool of upstream transports.
 	IdentityKey string
+
+	// derived holds what the app derives from this component once (see
+	// Derived).
+	derived atomic.Pointer[any]
+}
+
+// Derived returns what build derives from the component (the app's
+// upstream identity, say), building it on first use only. A resolved
+// component never changes (a change to its session resolves a new one),
+// so what is derived from it stays right for its lifetime.
+func (c *ResolvedComponent) Derived(build func() any) any {
+	if v := c.derived.Load(); v != nil {
+		return *v
+	}
+	v := build()
+	c.derived.CompareAndSwap(nil, &v)
+	return *c.derived.Load()
 }
 
 // ResolvedJWSRule is a JWS rule with its env references substituted and its
