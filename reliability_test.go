@@ -4,8 +4,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -294,10 +296,16 @@ func TestSoak(t *testing.T) {
 	p := startPlatform(t)
 	sutCA := itptest.NewCA(t, "SUT CA")
 	_, sutURL := newSUT(t, sutCA, sutCA)
+	jwsKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	jwsPub, _ := x509.MarshalPKIXPublicKey(&jwsKey.PublicKey)
 	p.createSession(t, map[string]any{"id": "soak", "components": []map[string]any{
-		{"slug": "a"}, {"slug": "b", "simulated": true},
+		{"slug": "a"}, {"slug": "b", "simulated": true}, {"slug": "signer"},
 		{"slug": "sut", "base_url": sutURL, "ca_cert": sutCA.PEM, "client_cert": p.platformClientCert(t, sutCA, "itp")},
-	}})
+	}, "jws": []map[string]any{{
+		"source": "signer", "target": "b", "direction": "request", "header": "x-jws-signature",
+		"format": "detached", "alg": "RS256", "enforce": true,
+		"public_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: jwsPub})),
+	}}})
 	foreignCA := itptest.NewCA(t, "Foreign")
 	fkey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	foreign := itptest.KeyPair(t, foreignCA.Sign(t, fkey.Public(), "foreign", x509.ExtKeyUsageClientAuth, time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), fkey)
@@ -306,14 +314,30 @@ func TestSoak(t *testing.T) {
 		p.env.Client(t, p.roots, nil),            // no certificate
 		p.env.Client(t, p.roots, &foreign),       // foreign CA
 		{Timeout: 20 * time.Second},              // insecure
+		p.env.Client(t, p.roots, &p.participant), // good certificate, bad JWS
 	}
 	urls := []string{
 		p.env.SecureURL() + "/testing/a/sut/soak/x",
 		p.env.SecureURL() + "/testing/a/b/soak/x",
 		p.env.SecureURL() + "/testing/a/b/soak/x",
 		p.env.InsecureURL() + "/testing-insecure/a/b/soak/x",
+		p.env.SecureURL() + "/testing/signer/b/soak/transfers",
 	}
-	want := []int{200, 496, 403, 200}
+	want := []int{200, 496, 403, 200, 401}
+	getStatus := func(c *http.Client, url string) (int, error) {
+		if !strings.Contains(url, "/signer/") {
+			return getStatus(c, url)
+		}
+		req, _ := http.NewRequest("POST", url, strings.NewReader(`{"amount":"10"}`))
+		req.Header.Set("x-jws-signature", "eyJhbGciOiJSUzI1NiJ9..c2lnbmF0dXJl") // valid shape, wrong signature
+		resp, err := c.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
 
 	// warm up with the same load, so that pooled connections (client to
 	// platform, platform to SUT) are part of the baseline
@@ -329,6 +353,14 @@ func TestSoak(t *testing.T) {
 		runtime.GC()
 	}
 	settle()
+	// every refusal is a recorded failure of the client certificate or of
+	// the JWS signature; count them with the metrics (the results are
+	// bounded per session)
+	refusalsRecorded := func() int64 {
+		return metricSum(t, p.env, `caddy_itp_checks_total{check="Client certificate",status="fail"}`) +
+			metricSum(t, p.env, `caddy_itp_checks_total{check="Request: JWS Signature",status="fail"}`)
+	}
+	recordedBefore := refusalsRecorded()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
 	goroutinesBefore := runtime.NumGoroutine()
@@ -363,10 +395,8 @@ func TestSoak(t *testing.T) {
 			t.Fatalf("5xx during the soak: %v", l.codes)
 		}
 	}
-	// every refusal is a recorded "Client certificate" failure; results
-	// are bounded per session, so count with the metric
-	recorded := metricSum(t, p.env, `caddy_itp_checks_total{check="Client certificate",status="fail"}`)
-	if recorded < refusals.Load() {
+	recorded := refusalsRecorded() - recordedBefore
+	if recorded != refusals.Load() {
 		t.Fatalf("%d refusals, %d recorded", refusals.Load(), recorded)
 	}
 
@@ -421,4 +451,52 @@ func metricSum(t *testing.T, env *itptest.Env, prefix string) int64 {
 		}
 	}
 	return sum
+}
+
+// TestParticipantSiteExposesNoAdminOperation sends the admin API's
+// requests to the participant site, with and without a client
+// certificate: none of them is carried out.
+func TestParticipantSiteExposesNoAdminOperation(t *testing.T) {
+	p := startPlatform(t)
+	p.createSession(t, map[string]any{"id": "guarded", "components": []map[string]any{{"slug": "a"}, {"slug": "b", "simulated": true}}})
+	for _, c := range []*http.Client{p.env.Client(t, p.roots, nil), p.env.Client(t, p.roots, &p.participant)} {
+		for _, r := range []struct{ method, path, body string }{
+			{"POST", "/itp/sessions", `{"id":"evil","components":[{"slug":"a"}]}`},
+			{"DELETE", "/itp/sessions/guarded", ""},
+			{"PUT", "/itp/sessions/guarded", `{"id":"guarded","components":[{"slug":"a"}]}`},
+			{"POST", "/itp/ca/revoke", `{"serial":"` + p.serial + `"}`},
+			{"POST", "/itp/ca/renew", `{}`},
+			{"GET", "/itp/upstream/client.csr", ""},
+			{"POST", "/itp/groups", `{"id":"g"}`},
+			{"GET", "/config/", ""},
+			{"POST", "/load", `{}`},
+		} {
+			for _, base := range []string{p.env.SecureURL(), p.env.InsecureURL()} {
+				// the test site answers everything else with a respond
+				// handler; what matters is that no admin answer comes back
+				// and nothing changes (checked below)
+				_, body := itptest.Do(t, c, r.method, base+r.path, "application/json", []byte(r.body))
+				for _, leak := range []string{"BEGIN CERTIFICATE REQUEST", `"apps"`, `"serial"`, `"urls"`, `"previous"`} {
+					if strings.Contains(string(body), leak) {
+						t.Errorf("%s %s%s on the participant site answered like the admin API: %.120s", r.method, base, r.path, body)
+					}
+				}
+			}
+		}
+	}
+	if status, _ := p.admin(t, "GET", "/itp/sessions/guarded", nil); status != 200 {
+		t.Fatal("the session was changed through the participant site")
+	}
+	if status, _ := p.admin(t, "GET", "/itp/sessions/evil", nil); status != 404 {
+		t.Fatal("a session was created through the participant site")
+	}
+	if status, _ := itptest.Do(t, p.env.Client(t, p.roots, &p.participant), "GET", p.env.SecureURL()+"/testing/a/b/guarded/x", "", nil); status != 200 {
+		t.Fatal("the participant's certificate was revoked through the participant site")
+	}
+	if _, root := p.env.RootPool(t); strings.Count(string(root), "BEGIN CERTIFICATE") != 1 {
+		t.Fatal("the root was renewed through the participant site")
+	}
+	if status, _ := p.admin(t, "GET", "/itp/groups/g", nil); status != 404 {
+		t.Fatal("a group was created through the participant site")
+	}
 }
