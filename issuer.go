@@ -58,9 +58,13 @@ func (iss *Issuer) Provision(ctx caddy.Context) error {
 // IssuerKey identifies this issuer's certificates in storage.
 func (iss *Issuer) IssuerKey() string { return "itp" }
 
-// Issue signs the CSR Caddy's certificate automation made for the site.
+// Issue signs the CSR Caddy's certificate automation made for the site,
+// adding the public_url host to its names.
 func (iss *Issuer) Issue(_ context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
-	certPEM, err := iss.app.Authority().IssueServer(csr, time.Duration(iss.Lifetime))
+	// the certificate also covers the host of the app's public_url, which
+	// participants are given in every session URL
+	secure, _ := iss.app.PublicURLs()
+	certPEM, err := iss.app.Authority().IssueServer(csr, time.Duration(iss.Lifetime), secure.Hostname())
 	if err != nil {
 		return nil, err
 	}

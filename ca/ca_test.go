@@ -452,3 +452,23 @@ func BenchmarkSignParticipant(b *testing.B) {
 		}
 	})
 }
+
+func TestServerCertificateExtraNames(t *testing.T) {
+	a, _ := LoadOrCreate(context.Background(), testStorage(t), nil, Options{})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{"localhost"}}, key)
+	csr, _ := x509.ParseCertificateRequest(der)
+	certPEM, err := a.IssueServer(csr, time.Hour, "itp.example.org", "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := DecodeCertPEM(certPEM)
+	if strings.Join(cert.DNSNames, ",") != "localhost,itp.example.org" || len(cert.IPAddresses) != 1 {
+		t.Fatalf("names %v %v", cert.DNSNames, cert.IPAddresses)
+	}
+	for _, name := range []string{"localhost", "itp.example.org", "127.0.0.1"} {
+		if _, err := cert.Verify(x509.VerifyOptions{Roots: a.Pool(), DNSName: name}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"net"
+	"slices"
 	"time"
 )
 
@@ -15,8 +17,10 @@ const DefaultServerLifetime = 7 * 24 * time.Hour
 
 // IssueServer signs a server certificate for a CSR made by Caddy's
 // certificate automation. The names come from the CSR's SANs (Caddy puts
-// the site's names there) and nothing else of the CSR is kept.
-func (a *Authority) IssueServer(csr *x509.CertificateRequest, lifetime time.Duration) ([]byte, error) {
+// the site's names there), plus extraNames (DNS names or IP addresses, such
+// as the host of the platform's public URL); nothing else of the CSR is
+// kept.
+func (a *Authority) IssueServer(csr *x509.CertificateRequest, lifetime time.Duration, extraNames ...string) ([]byte, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("itp ca: server CSR signature: %w", err)
 	}
@@ -42,9 +46,19 @@ func (a *Authority) IssueServer(csr *x509.CertificateRequest, lifetime time.Dura
 	if notAfter.After(limit) {
 		notAfter = limit
 	}
+	dnsNames, ips := slices.Clone(csr.DNSNames), slices.Clone(csr.IPAddresses)
+	for _, n := range extraNames {
+		if ip := net.ParseIP(n); ip != nil {
+			if !slices.ContainsFunc(ips, ip.Equal) {
+				ips = append(ips, ip)
+			}
+		} else if n != "" && !slices.Contains(dnsNames, n) {
+			dnsNames = append(dnsNames, n)
+		}
+	}
 	cn := ""
-	if len(csr.DNSNames) > 0 {
-		cn = csr.DNSNames[0]
+	if len(dnsNames) > 0 {
+		cn = dnsNames[0]
 	}
 	keyUsage := x509.KeyUsageDigitalSignature
 	if _, ok := csr.PublicKey.(*rsa.PublicKey); ok {
@@ -53,8 +67,8 @@ func (a *Authority) IssueServer(csr *x509.CertificateRequest, lifetime time.Dura
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		Subject:               pkix.Name{CommonName: cn},
-		DNSNames:              csr.DNSNames,
-		IPAddresses:           csr.IPAddresses,
+		DNSNames:              dnsNames,
+		IPAddresses:           ips,
 		NotBefore:             now,
 		NotAfter:              notAfter,
 		KeyUsage:              keyUsage,
