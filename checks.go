@@ -60,12 +60,13 @@ type exchange struct {
 	method, uri, forwarded  string
 	cert                    *clientCertInfo
 	certInfo                clientCertInfo
-	pending                 [6]results.Result
-	n                       int
+	// pending are the checks recorded so far; flushed when the request
+	// is done, so that they all carry the forwarded URI
+	pending []results.Result
 }
 
 // exchanges recycles exchanges: one per request on the testing routes.
-var exchanges = sync.Pool{New: func() any { return new(exchange) }}
+var exchanges = sync.Pool{New: func() any { return &exchange{pending: make([]results.Result, 0, 8)} }}
 
 func newExchange() *exchange { return exchanges.Get().(*exchange) }
 
@@ -135,35 +136,33 @@ func newCheckRecorder(ctx caddy.Context, logger *zap.Logger, store *results.Stor
 
 // record adds a check outcome to the exchange; flush records them.
 func (c *checkRecorder) record(ex *exchange, check string, pass bool, expected, actual json.RawMessage, msg string) {
-	if ex.n == len(ex.pending) {
-		c.flush(ex)
-	}
 	status := results.StatusFail
 	if pass {
 		status = results.StatusPass
 	}
-	ex.pending[ex.n] = results.Result{
+	ex.pending = append(ex.pending, results.Result{
 		Time:     timeNow(),
 		Check:    check,
 		Status:   status,
 		Expected: expected,
 		Actual:   actual,
 		Message:  msg,
-	}
-	ex.n++
+	})
 }
 
 // done records what is pending and recycles the exchange.
 func (c *checkRecorder) done(ex *exchange) {
 	c.flush(ex)
-	*ex = exchange{}
+	clear(ex.pending)
+	pending := ex.pending[:0]
+	*ex = exchange{pending: pending}
 	exchanges.Put(ex)
 }
 
 // flush records the pending checks of an exchange with what it knows by
 // now (the forwarded URI).
 func (c *checkRecorder) flush(ex *exchange) {
-	if ex.n == 0 {
+	if len(ex.pending) == 0 {
 		return
 	}
 	// the stored results share one copy of the certificate details: the
@@ -173,8 +172,7 @@ func (c *checkRecorder) flush(ex *exchange) {
 		cp := *ex.cert
 		cert = &cp
 	}
-	for i := range ex.n {
-		r := ex.pending[i]
+	for _, r := range ex.pending {
 		r.Session, r.Source, r.Target = ex.session, ex.source, ex.target
 		r.Method, r.URI, r.ForwardedURI = ex.method, ex.uri, ex.forwarded
 		r.ClientCert = cert
@@ -207,5 +205,5 @@ func (c *checkRecorder) flush(ex *exchange) {
 			ce.Write(fields...)
 		}
 	}
-	ex.n = 0
+	ex.pending = ex.pending[:0]
 }

@@ -143,6 +143,12 @@ func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess 
 		}
 		return err
 	}
+	if err != nil {
+		// the next handler started an answer and then failed: nothing was
+		// sent yet, so Caddy's error handling answers alone (as in itp_jws)
+		clearHeader(w.Header())
+		return err
+	}
 	if buf.over {
 		msg := fmt.Sprintf("the response body is larger than %d bytes, the most the platform reads to check its JWS signature", DefaultJWSMaxBody)
 		for i := range sess.JWS {
@@ -179,8 +185,5 @@ func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess 
 			return jsonError(w, http.StatusBadGateway, "response refused: "+strings.TrimSpace(out.msg))
 		}
 	}
-	if serr := buf.send(body, changed && method != http.MethodHead); serr != nil {
-		return serr
-	}
-	return err
+	return buf.send(body, changed && method != http.MethodHead)
 }

@@ -199,16 +199,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a.state = val.(*state)
-	a.state.configure(a)
-	if err := a.state.registry.SetStatic(a.Sessions); err != nil {
+	// only checked here: the state is shared with the running config,
+	// and this config may still fail to load; Start installs it
+	if err := a.state.registry.CheckStatic(a.Sessions); err != nil {
 		return fmt.Errorf("itp: sessions: %w", err)
 	}
 	return nil
 }
 
-// Start makes this app the one the admin API talks to.
+// Start applies this config to the shared state (its settings and the
+// sessions it declares) and makes this app the one the admin API talks
+// to. It runs only once the whole config has provisioned, so a config that
+// fails to load never changes the running platform.
 func (a *App) Start() error {
-	a.state.start(time.Duration(a.SyncInterval))
+	a.state.configure(a)
+	if err := a.state.registry.SetStatic(a.Sessions); err != nil {
+		return fmt.Errorf("itp: sessions: %w", err)
+	}
+	a.state.start()
 	active.Store(a)
 	return nil
 }

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddy-itp/caddy-itp/internal/itptest"
 )
 
@@ -498,5 +500,43 @@ func TestParticipantSiteExposesNoAdminOperation(t *testing.T) {
 	}
 	if status, _ := p.admin(t, "GET", "/itp/groups/g", nil); status != 404 {
 		t.Fatal("a group was created through the participant site")
+	}
+}
+
+// TestFailedReloadChangesNothing loads a config that fails to provision
+// after the itp app: the running platform keeps its sessions and settings.
+func TestFailedReloadChangesNothing(t *testing.T) {
+	env := itptest.NewEnv(t)
+	withSession := func(id, extraSite string) string {
+		return itptest.Platform("\t\tresults_per_session 3\n\t\tsession "+id+" {\n\t\t\tcomponent a\n\t\t\tcomponent b {\n\t\t\t\tsimulated\n\t\t\t}\n\t\t}", extraSite+itpSite)
+	}
+	env.Load(t, withSession("running", ""))
+	url := env.InsecureURL() + "/testing-insecure/a/b/running/x"
+	if status, _ := itptest.Do(t, http.DefaultClient, "GET", url, "", nil); status != 200 {
+		t.Fatalf("before: %d", status)
+	}
+	// the same config with another session and an itp_jws that cannot
+	// provision (no key): the load fails
+	bad := env.Adapt(t, withSession("other", "\titp_jws {\n\t\tformat compact\n\t\talg RS256\n\t\theader X-Sig\n\t}\n"))
+	if err := caddy.Load(bad, true); err == nil {
+		t.Fatal("a config with a broken itp_jws loaded")
+	}
+	if status, _ := itptest.Do(t, http.DefaultClient, "GET", url, "", nil); status != 200 {
+		t.Fatalf("the failed reload removed the running config's session: %d", status)
+	}
+	if status, _ := itptest.Do(t, http.DefaultClient, "GET", env.InsecureURL()+"/testing-insecure/a/b/other/x", "", nil); status != 404 {
+		t.Fatalf("the failed reload's session is served: %d", status)
+	}
+	// a good reload applies its settings: results_per_session grows
+	for range 5 {
+		itptest.Do(t, http.DefaultClient, "GET", url, "", nil)
+	}
+	env.Reload(t, strings.Replace(withSession("running", ""), "results_per_session 3", "results_per_session 1000", 1))
+	for range 5 {
+		itptest.Do(t, http.DefaultClient, "GET", url, "", nil)
+	}
+	_, body := itptest.Do(t, http.DefaultClient, "GET", env.AdminURL()+"/itp/sessions/running/results", "", nil)
+	if n := strings.Count(string(body), `"check"`); n != 8 {
+		t.Fatalf("%d results kept after raising results_per_session from 3 to 1000, want 3 + 5", n)
 	}
 }

@@ -39,6 +39,8 @@ type state struct {
 
 	// retention is how long expired sessions are kept (nanoseconds)
 	retention atomic.Int64
+	// interval is the sync interval (nanoseconds)
+	interval atomic.Int64
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
@@ -76,14 +78,12 @@ func newState(ctx caddy.Context, storage certmagic.Storage, logger *zap.Logger, 
 	}
 	store := results.New(storage, logger.Named("results"), results.Options{PerSession: app.ResultsPerSession})
 	return &state{
-		participants: participants,
-		upstreamKey:  upstreamKey,
-		limiter:      newAddrLimiter(),
-		registry:     registry,
-		results:      store,
-		judge: proxy.NewJudge(func() *x509.CertPool { return participants.Authority().Pool() }, participants.IsRevoked, proxy.JudgeOptions{
-			HowToGet: "get one by uploading a CSR to " + app.PublicURL + "/itp/certificates",
-		}),
+		participants:  participants,
+		upstreamKey:   upstreamKey,
+		limiter:       newAddrLimiter(),
+		registry:      registry,
+		results:       store,
+		judge:         proxy.NewJudge(func() *x509.CertPool { return participants.Authority().Pool() }, participants.IsRevoked, proxy.JudgeOptions{}),
 		upstreams:     proxy.NewPool(proxy.PoolOptions{}),
 		checksCounter: newChecksCounter(),
 		storage:       storage,
@@ -107,20 +107,26 @@ func (s *state) configure(app *App) {
 		retention = DefaultSessionRetention
 	}
 	s.retention.Store(int64(retention))
+	s.interval.Store(int64(app.SyncInterval))
+	s.registry.SetSyncInterval(time.Duration(app.SyncInterval))
+	s.registry.SetExpiryWarning(time.Duration(app.ExpiryWarning))
+	s.results.SetPerSession(app.ResultsPerSession)
+	s.judge.SetHowToGet("get one by uploading a CSR to " + app.PublicURL + "/itp/certificates")
 }
 
 // start launches the background sync once per state.
-func (s *state) start(interval time.Duration) {
+func (s *state) start() {
 	s.startOnce.Do(func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.cancel, s.done = cancel, make(chan struct{})
-		go s.sync(ctx, interval)
+		go s.sync(ctx)
 		s.registry.Start()
 	})
 }
 
-func (s *state) sync(ctx context.Context, interval time.Duration) {
+func (s *state) sync(ctx context.Context) {
 	defer close(s.done)
+	interval := time.Duration(s.interval.Load())
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	purge := time.NewTicker(time.Minute)
@@ -132,6 +138,10 @@ func (s *state) sync(ctx context.Context, interval time.Duration) {
 		case now := <-purge.C:
 			s.purgeExpired(ctx, time.Duration(s.retention.Load()), now)
 		case <-t.C:
+			if next := time.Duration(s.interval.Load()); next != interval {
+				interval = next
+				t.Reset(interval)
+			}
 			if err := s.participants.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.logger.Error("refreshing revocations from storage", zap.Error(err))
 			}

@@ -92,7 +92,7 @@ type Judge struct {
 	revoked  func(serial *big.Int) bool
 	now      func() time.Time
 	size     int
-	noCert   string
+	noCert   atomic.Pointer[string]
 	mu       sync.RWMutex
 	pool     *x509.CertPool // the pool cache belongs to
 	cache    map[string]*chainOutcome
@@ -147,8 +147,16 @@ func NewJudge(roots func() *x509.CertPool, revoked func(serial *big.Int) bool, o
 	if howTo == "" {
 		howTo = "get one by sending a certificate signing request to /itp/certificates (the CA is at /itp/RootCA.crt)"
 	}
-	j.noCert = "no client certificate was presented; " + howTo
+	j.SetHowToGet(howTo)
 	return j
+}
+
+// SetHowToGet changes the end of the reason given when no client
+// certificate was presented (see JudgeOptions.HowToGet), e.g. when the
+// platform's public URL changes with a config reload.
+func (j *Judge) SetHowToGet(howTo string) {
+	msg := "no client certificate was presented; " + howTo
+	j.noCert.Store(&msg)
 }
 
 // Judge decides whether the client certificate of the
@@ -161,7 +169,7 @@ func NewJudge(roots func() *x509.CertPool, revoked func(serial *big.Int) bool, o
 // allocating.
 func (j *Judge) Judge(cs *tls.ConnectionState, component string, allowed map[string]struct{}) Verdict {
 	if cs == nil || len(cs.PeerCertificates) == 0 {
-		return Verdict{Status: StatusNoCertificate, Reason: j.noCert}
+		return Verdict{Status: StatusNoCertificate, Reason: *j.noCert.Load()}
 	}
 	leaf := cs.PeerCertificates[0]
 	now := j.now()

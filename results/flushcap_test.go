@@ -49,3 +49,33 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+// TestSetPerSession grows and shrinks the bound of a wrapped ring: the
+// newest results are kept, oldest first.
+func TestSetPerSession(t *testing.T) {
+	s := New(&certmagic.FileStorage{Path: t.TempDir()}, nil, Options{PerSession: 3, FlushInterval: time.Hour})
+	defer s.Close()
+	rec := func(n int) {
+		for range n {
+			s.Record(Result{Session: "s", Check: "c", Status: StatusPass})
+		}
+	}
+	ids := func() string {
+		out := ""
+		for _, r := range s.Query("s", 0, "", "") {
+			out += fmt.Sprint(r.ID, " ")
+		}
+		return out
+	}
+	rec(5) // wrapped: 3 4 5
+	s.SetPerSession(5)
+	rec(3)
+	if got := ids(); got != "4 5 6 7 8 " {
+		t.Fatalf("after growing: %s", got)
+	}
+	s.SetPerSession(2)
+	rec(1)
+	if got := ids(); got != "8 9 " {
+		t.Fatalf("after shrinking: %s", got)
+	}
+}

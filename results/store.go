@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -66,6 +67,9 @@ type Store struct {
 
 	logs sync.Map // session id -> *sessionLog
 
+	// perSession is Options.PerSession, changed by SetPerSession
+	perSession atomic.Int64
+
 	// flushMu serialises flushes and deletions so that a flush never writes
 	// back a session that Delete just removed.
 	flushMu sync.Mutex
@@ -118,6 +122,7 @@ func New(storage certmagic.Storage, logger *zap.Logger, opts Options) *Store {
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	s.perSession.Store(int64(opts.PerSession))
 	s.loadAll(context.Background())
 	go s.run()
 	return s
@@ -147,7 +152,7 @@ func (s *Store) loadAll(ctx context.Context) {
 			if r.ID > l.lastID {
 				l.lastID = r.ID
 			}
-			l.push(r, s.opts.PerSession)
+			l.push(r, int(s.perSession.Load()))
 		}
 		s.logs.Store(session, l)
 	}
@@ -182,8 +187,18 @@ func sessionOfKey(key string) (string, bool) {
 // Key returns the storage key of a session's stored list.
 func Key(session string) string { return KeyPrefix + session + ".json" }
 
-// push appends r to the ring, dropping the oldest result when full.
+// push appends r to the ring, dropping the oldest result when full. When
+// max changed since the last push (SetPerSession), the ring is first laid
+// out oldest first and cut to the newest max results.
 func (l *sessionLog) push(r Result, max int) {
+	if l.start != 0 && len(l.buf) != max || len(l.buf) > max {
+		ordered := make([]Result, 0, len(l.buf))
+		l.ordered(func(r *Result) bool { ordered = append(ordered, *r); return true })
+		if len(ordered) > max {
+			ordered = ordered[len(ordered)-max:]
+		}
+		l.buf, l.start = ordered, 0
+	}
 	if len(l.buf) < max {
 		l.buf = append(l.buf, r)
 		return
@@ -235,12 +250,22 @@ func (s *Store) Record(r Result) Result {
 	}
 	l.lastID++
 	r.ID = l.lastID
-	l.push(r, s.opts.PerSession)
+	l.push(r, int(s.perSession.Load()))
 	if !l.dirty {
 		l.dirty, l.dirtySince = true, r.Time
 	}
 	l.mu.Unlock()
 	return r
+}
+
+// SetPerSession changes the most results kept per session (a config
+// reload); each session's list follows at its next result. n <= 0 means
+// DefaultPerSession.
+func (s *Store) SetPerSession(n int) {
+	if n <= 0 {
+		n = DefaultPerSession
+	}
+	s.perSession.Store(int64(n))
 }
 
 // Query returns the results of session, oldest first, with an id greater than

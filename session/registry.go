@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/certmagic"
@@ -103,11 +104,12 @@ type Registry struct {
 
 	// syncMu serialises sync passes; lastRev and lastFull tell whether a
 	// pass can skip listing storage (see syncOnce).
-	syncMu   sync.Mutex
-	lastRev  string
-	lastFull time.Time
-	stop     chan struct{}
-	done     chan struct{}
+	syncMu       sync.Mutex
+	syncInterval atomic.Int64
+	lastRev      string
+	lastFull     time.Time
+	stop         chan struct{}
+	done         chan struct{}
 }
 
 // groupEntry is a compiled group.
@@ -155,6 +157,7 @@ func New(storage certmagic.Storage, logger *zap.Logger, opts Options) (*Registry
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	r.syncInterval.Store(int64(opts.SyncInterval))
 	if opts.UpstreamPublicKey != nil {
 		der, err := x509.MarshalPKIXPublicKey(opts.UpstreamPublicKey)
 		if err != nil {
@@ -167,7 +170,8 @@ func New(storage certmagic.Storage, logger *zap.Logger, opts Options) (*Registry
 }
 
 func (r *Registry) compiler(strict bool) *compiler {
-	return &compiler{opts: &r.opts, upstreamDER: r.upDER, strict: strict, now: r.opts.Now()}
+	opts := r.opts // a copy: SetExpiryWarning may change r.opts later
+	return &compiler{opts: &opts, upstreamDER: r.upDER, strict: strict, now: r.opts.Now()}
 }
 
 // SessionKey returns the storage key of a session.
@@ -470,24 +474,9 @@ func (r *Registry) ListSessions() []Session {
 func (r *Registry) SetStatic(list []Session) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next := make(map[string]*Resolved, len(list))
-	for i, s := range list {
-		if s.ID == "" {
-			return &FieldError{Field: fmt.Sprintf("sessions[%d].id", i), Msg: "is required for a session in the config"}
-		}
-		if next[s.ID] != nil {
-			return &FieldError{Field: fmt.Sprintf("sessions[%d].id", i), Msg: fmt.Sprintf("duplicates session %q", s.ID)}
-		}
-		s.Static = true
-		res, err := r.compileSessionLocked(s, true)
-		if err != nil {
-			var fe *FieldError
-			if errors.As(err, &fe) {
-				return &FieldError{Field: fmt.Sprintf("sessions[%d].%s", i, fe.Field), Msg: fe.Msg}
-			}
-			return fmt.Errorf("session %s: %w", s.ID, err)
-		}
-		next[s.ID] = res
+	next, err := r.compileStaticLocked(list)
+	if err != nil {
+		return err
 	}
 	old := r.static
 	r.static = next
@@ -503,6 +492,60 @@ func (r *Registry) SetStatic(list []Session) error {
 		r.publish(id)
 	}
 	return nil
+}
+
+// CheckStatic validates sessions for the Caddy config as SetStatic does,
+// without installing them: a config being loaded is checked before it is
+// known to replace the running one.
+func (r *Registry) CheckStatic(list []Session) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := r.compileStaticLocked(list)
+	return err
+}
+
+// compileStaticLocked compiles the sessions of the Caddy config.
+func (r *Registry) compileStaticLocked(list []Session) (map[string]*Resolved, error) {
+	next := make(map[string]*Resolved, len(list))
+	for i, s := range list {
+		if s.ID == "" {
+			return nil, &FieldError{Field: fmt.Sprintf("sessions[%d].id", i), Msg: "is required for a session in the config"}
+		}
+		if next[s.ID] != nil {
+			return nil, &FieldError{Field: fmt.Sprintf("sessions[%d].id", i), Msg: fmt.Sprintf("duplicates session %q", s.ID)}
+		}
+		s.Static = true
+		res, err := r.compileSessionLocked(s, true)
+		if err != nil {
+			var fe *FieldError
+			if errors.As(err, &fe) {
+				return nil, &FieldError{Field: fmt.Sprintf("sessions[%d].%s", i, fe.Field), Msg: fe.Msg}
+			}
+			return nil, fmt.Errorf("session %s: %w", s.ID, err)
+		}
+		next[s.ID] = res
+	}
+	return next, nil
+}
+
+// SetExpiryWarning changes how close to expiry a certificate gets a
+// warning, for sessions validated from now on (a config reload).
+func (r *Registry) SetExpiryWarning(d time.Duration) {
+	if d <= 0 {
+		d = DefaultExpiryWarning
+	}
+	r.mu.Lock()
+	r.opts.ExpiryWarning = d
+	r.mu.Unlock()
+}
+
+// SetSyncInterval changes how often storage is read for other instances'
+// changes (a config reload); the running ticker follows at its next tick.
+func (r *Registry) SetSyncInterval(d time.Duration) {
+	if d <= 0 {
+		d = DefaultSyncInterval
+	}
+	r.syncInterval.Store(int64(d))
 }
 
 // compileSessionLocked compiles s against the current groups.

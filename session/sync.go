@@ -34,13 +34,18 @@ func (r *Registry) Close() error {
 
 func (r *Registry) run() {
 	defer close(r.done)
-	t := time.NewTicker(r.opts.SyncInterval)
+	interval := time.Duration(r.syncInterval.Load())
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-t.C:
+			if next := time.Duration(r.syncInterval.Load()); next != interval {
+				interval = next
+				t.Reset(interval)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			r.syncOnce(ctx)
 			cancel()
