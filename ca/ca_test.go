@@ -414,8 +414,13 @@ func FuzzParticipantCSR(f *testing.F) {
 			}
 			return
 		}
-		// whatever passed the policy signs into a client-auth leaf
+		// whatever passed the policy signs into a client-auth leaf (or is
+		// refused because its common name belongs to another key)
 		rec, _, err := p.Sign(context.Background(), csr)
+		var pe *PolicyError
+		if errors.As(err, &pe) && strings.Contains(pe.Msg, "is held by another key") {
+			return
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -470,5 +475,36 @@ func TestServerCertificateExtraNames(t *testing.T) {
 		if _, err := cert.Verify(x509.VerifyOptions{Roots: a.Pool(), DNSName: name}); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestCommonNameBelongsToOneKey: a second key cannot get a certificate
+// with a common name another key's valid certificate holds, until that one
+// is revoked.
+func TestCommonNameBelongsToOneKey(t *testing.T) {
+	ctx := context.Background()
+	p := newParticipants(t, testStorage(t))
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c1, _ := ParseParticipantCSR(makeCSR(t, k1, nil))
+	c2, _ := ParseParticipantCSR(makeCSR(t, k2, nil))
+	r1, _, err := p.Sign(ctx, c1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = p.Sign(ctx, c2)
+	var pe *PolicyError
+	if !errors.As(err, &pe) || !strings.Contains(pe.Msg, `common name "payer" is held by another key`) {
+		t.Fatalf("second key with the same CN: %v", err)
+	}
+	// the holder keeps getting its certificate
+	if again, reused, err := p.Sign(ctx, c1); err != nil || !reused || again.Serial != r1.Serial {
+		t.Fatal("holder refused", err)
+	}
+	if _, err := p.Revoke(ctx, r1.Serial); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Sign(ctx, c2); err != nil {
+		t.Fatalf("CN still held after revocation: %v", err)
 	}
 }

@@ -3,8 +3,10 @@ package ca
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ const (
 	serialsPrefix = "itp/issued/serials" // one record per issued certificate
 	keysPrefix    = "itp/issued/keys"    // public-key hash -> current serial
 	revokedPrefix = "itp/revoked"        // one empty-ish record per revoked serial
+	cnPrefix      = "itp/issued/cn"      // sha256(common name) -> serial of its holder
 )
 
 // Defaults of participant issuance.
@@ -176,6 +179,29 @@ func (p *Participants) Sign(ctx context.Context, csr *x509.CertificateRequest) (
 	if p.count.Load() >= int64(p.cfg.Load().MaxRecords) {
 		return nil, false, ErrRecordCap
 	}
+	// a common name belongs to one key at a time: sessions may allow
+	// callers by CN (allowed_clients), so anyone able to upload a CSR must
+	// not be able to get a second certificate with someone else's CN
+	var cnKey string
+	if cn := csr.Subject.CommonName; cn != "" {
+		sum := sha256.Sum256([]byte(cn))
+		cnKey = cnPrefix + "/" + hex.EncodeToString(sum[:])
+		if err := p.storage.Lock(ctx, cnKey); err != nil {
+			return nil, false, fmt.Errorf("itp ca: locking %s: %w", cnKey, err)
+		}
+		defer func() {
+			if err := p.storage.Unlock(context.Background(), cnKey); err != nil {
+				p.logger.Error("unlocking common name record", zap.String("key", cnKey), zap.Error(err))
+			}
+		}()
+		if holder, err := p.storage.Load(ctx, cnKey); err == nil {
+			if h, err := p.Record(ctx, string(holder)); err == nil && h.PublicKeySHA256 != hash &&
+				!h.Revoked && !p.IsRevoked(mustParseSerial(h.Serial)) && time.Now().Before(h.NotAfter) {
+				return nil, false, policyErrorf("common name %q is held by another key's certificate (serial %s) until %s: choose another common name, or ask the platform operator to revoke that certificate",
+					cn, h.Serial, h.NotAfter.UTC().Format(time.RFC3339))
+			}
+		}
+	}
 	rec, err = p.issue(csr, hash)
 	if err != nil {
 		return nil, false, err
@@ -192,6 +218,11 @@ func (p *Participants) Sign(ctx context.Context, csr *x509.CertificateRequest) (
 	p.count.Add(1)
 	if err := p.storage.Store(ctx, keyKey, []byte(rec.Serial)); err != nil {
 		return nil, false, fmt.Errorf("itp ca: storing issuance index: %w", err)
+	}
+	if cnKey != "" {
+		if err := p.storage.Store(ctx, cnKey, []byte(rec.Serial)); err != nil {
+			return nil, false, fmt.Errorf("itp ca: storing common name record: %w", err)
+		}
 	}
 	return rec, false, nil
 }
