@@ -17,6 +17,7 @@ import (
 //	expiry_warning      <duration>
 //	results_per_session <n>
 //	session_retention   <duration>
+//	jws_max_body        <size>
 //	session_file        <file.json>
 //	session <id> {
 //		name    <name>
@@ -62,6 +63,16 @@ func (a *App) unmarshalSessionOption(d *caddyfile.Dispenser) error {
 			return err
 		}
 		a.ExpiryWarning = dur
+	case "jws_max_body":
+		var v string
+		if !d.AllArgs(&v) {
+			return d.ArgErr()
+		}
+		n, err := parseSize(v)
+		if err != nil {
+			return d.Errf("jws_max_body: %v", err)
+		}
+		a.JWSMaxBody = n
 	case "session_retention":
 		dur, err := durationArg(d)
 		if err != nil {

@@ -83,11 +83,12 @@ func (h *Handler) applyJWSRequest(w http.ResponseWriter, r *http.Request, sess *
 	if !hasJWSRules(sess, route, session.DirectionRequest) {
 		return false, nil
 	}
-	body, err := readRequestBody(r, DefaultJWSMaxBody)
+	maxBody := h.app.jwsMaxBody()
+	body, err := readRequestBody(r, maxBody)
 	if err != nil {
 		status, msg := http.StatusBadRequest, err.Error()
 		if errors.Is(err, errBodyTooLarge) {
-			status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes, the most the platform reads to check its JWS signature", DefaultJWSMaxBody)
+			status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("the request body is larger than %d bytes, the most the platform reads to check its JWS signature", maxBody)
 		}
 		for i := range sess.JWS {
 			if rule := &sess.JWS[i]; ruleApplies(rule, route, session.DirectionRequest) {
@@ -133,7 +134,8 @@ func (h *Handler) applyJWSRequest(w http.ResponseWriter, r *http.Request, sess *
 func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess *session.Resolved, route proxy.Route, ex *exchange, serve func(http.ResponseWriter) error) error {
 	// the request as received: serve changes r.URL to the forwarded one
 	method, uri, reqHeader := r.Method, forwardedPath(r, route), r.Header
-	buf := newJWSResponseBuffer(w, DefaultJWSMaxBody)
+	maxBody := h.app.jwsMaxBody()
+	buf := newJWSResponseBuffer(w, maxBody)
 	err := serve(buf)
 	if buf.platform || (err != nil && buf.status == 0) {
 		if buf.status != 0 {
@@ -150,7 +152,7 @@ func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess 
 		return err
 	}
 	if buf.over {
-		msg := fmt.Sprintf("the response body is larger than %d bytes, the most the platform reads to check its JWS signature", DefaultJWSMaxBody)
+		msg := fmt.Sprintf("the response body is larger than %d bytes, the most the platform reads to check its JWS signature", maxBody)
 		for i := range sess.JWS {
 			if rule := &sess.JWS[i]; ruleApplies(rule, route, session.DirectionResponse) {
 				op, _ := ruleOp(rule)

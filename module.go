@@ -79,6 +79,13 @@ type App struct {
 	// oldest are dropped first. Default: 1000.
 	ResultsPerSession int `json:"results_per_session,omitempty"`
 
+	// JWSMaxBody bounds the bodies the session JWS rules read (buffer) to
+	// verify or sign them, in bytes: a larger request is answered 413 and
+	// a larger response replaced by a 502, both recorded as failed
+	// checks. Bodies of routes without a JWS rule are streamed, never
+	// buffered. Default: 1 MiB (1048576).
+	JWSMaxBody int64 `json:"jws_max_body,omitempty"`
+
 	// Sessions are test sessions declared in the config (such as the
 	// quickstart's "demo"). They are read-only through the admin API and
 	// replaced as a whole on each config load. Their JSON is that of the
@@ -181,6 +188,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if (a.CA.ImportCert == "") != (a.CA.ImportKey == "") {
 		return fmt.Errorf("itp: ca import needs both import_cert and import_key")
 	}
+	if a.JWSMaxBody < 0 {
+		return fmt.Errorf("itp: jws_max_body must not be negative")
+	}
 	if a.SessionRetention < 0 {
 		return fmt.Errorf("itp: session_retention must not be negative")
 	}
@@ -247,6 +257,14 @@ func (a *App) Participants() *ca.Participants { return a.state.participants }
 
 // UpstreamKey returns the platform's upstream client key.
 func (a *App) UpstreamKey() crypto.Signer { return a.state.upstreamKey }
+
+// jwsMaxBody is the bound on bodies the session JWS rules read.
+func (a *App) jwsMaxBody() int64 {
+	if a.JWSMaxBody > 0 {
+		return a.JWSMaxBody
+	}
+	return DefaultJWSMaxBody
+}
 
 // PublicURLs returns the parsed secure and insecure public base URLs.
 func (a *App) PublicURLs() (secure, insecure *url.URL) { return a.publicURL, a.publicInsecureURL }
