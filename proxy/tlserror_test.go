@@ -128,6 +128,10 @@ func TestClassifyUpstreamError(t *testing.T) {
 			if err != nil {
 				return
 			}
+			// read the request first: answering before it is written
+			// makes the client's error a race, not the alert
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			c.Read(make([]byte, 4096))
 			c.Write([]byte("\x15\x03\x01\x00\x02\x02\x46"))
 			c.Close()
 		}
