@@ -42,14 +42,6 @@ func TestFlushCapWritesLongestWaitingFirst(t *testing.T) {
 	}
 }
 
-func TestValidID(t *testing.T) {
-	for id, want := range map[string]bool{"a": true, "A-b_9": true, "-a": false, "_a": false, "": false, "a/b": false, "..": false, string(make([]byte, 65)): false} {
-		if validID(id) != want {
-			t.Errorf("validID(%q) = %v", id, !want)
-		}
-	}
-}
-
 // TestSetPerSession grows and shrinks the bound of a wrapped ring: the
 // newest results are kept, oldest first.
 func TestSetPerSession(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/caddy-itp/caddy-itp/internal/ids"
 )
 
 // KeyPrefix is the storage key prefix of the stored result lists; a
@@ -25,25 +27,6 @@ const (
 	DefaultPerSession    = 1000
 	DefaultFlushInterval = time.Second
 )
-
-// validID reports whether id matches ^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$, the
-// safe alphabet of session ids (DESIGN.md §3), without a regexp: Record
-// checks it on every result.
-func validID(id string) bool {
-	if len(id) == 0 || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case (c == '_' || c == '-') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
 
 // Options configures a Store.
 type Options struct {
@@ -178,7 +161,7 @@ func sessionOfKey(key string) (string, bool) {
 		return "", false
 	}
 	id, ok := strings.CutSuffix(name, ".json")
-	if !ok || !validID(id) {
+	if !ok || !ids.Valid(id) {
 		return "", false
 	}
 	return id, true
@@ -225,7 +208,7 @@ func (l *sessionLog) ordered(fn func(*Result) bool) {
 // flush. It never waits for storage. A result whose session id is not a safe
 // id (see DESIGN.md §3) is not kept and is returned with id 0.
 func (s *Store) Record(r Result) Result {
-	if !validID(r.Session) {
+	if !ids.Valid(r.Session) {
 		s.logger.Warn("dropping result with an invalid session id", zap.String("session", r.Session))
 		r.ID = 0
 		return r
@@ -292,7 +275,7 @@ func (s *Store) Query(session string, since int64, status, check string) []Resul
 		}
 		l.mu.Unlock()
 	}
-	if !validID(session) {
+	if !ids.Valid(session) {
 		return out
 	}
 	list, err := s.load(context.Background(), Key(session))
@@ -322,7 +305,7 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 		l.buf = nil
 		l.mu.Unlock()
 	}
-	if !validID(session) {
+	if !ids.Valid(session) {
 		return nil
 	}
 	if err := s.storage.Delete(ctx, Key(session)); err != nil && !errors.Is(err, fs.ErrNotExist) {

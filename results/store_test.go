@@ -97,15 +97,15 @@ func TestBoundAndQuery(t *testing.T) {
 	}
 	all := st.Query("s1", 0, "", "")
 	if len(all) != 5 || all[0].ID != 8 || all[4].ID != 12 {
-		t.Fatalf("want ids 8..12, got %v", ids(all))
+		t.Fatalf("want ids 8..12, got %v", resultIDs(all))
 	}
-	if got := ids(st.Query("s1", 10, "", "")); fmt.Sprint(got) != "[11 12]" {
+	if got := resultIDs(st.Query("s1", 10, "", "")); fmt.Sprint(got) != "[11 12]" {
 		t.Fatalf("since 10: %v", got)
 	}
-	if got := ids(st.Query("s1", 0, StatusFail, "")); fmt.Sprint(got) != "[9 11]" {
+	if got := resultIDs(st.Query("s1", 0, StatusFail, "")); fmt.Sprint(got) != "[9 11]" {
 		t.Fatalf("status fail: %v", got)
 	}
-	if got := ids(st.Query("s1", 0, "", "c2")); fmt.Sprint(got) != "[9 12]" {
+	if got := resultIDs(st.Query("s1", 0, "", "c2")); fmt.Sprint(got) != "[9 12]" {
 		t.Fatalf("check c2: %v", got)
 	}
 	if got := st.Query("nothing", 0, "", ""); got == nil || len(got) != 0 {
@@ -113,7 +113,7 @@ func TestBoundAndQuery(t *testing.T) {
 	}
 }
 
-func ids(rs []Result) []int64 {
+func resultIDs(rs []Result) []int64 {
 	out := make([]int64, len(rs))
 	for i, r := range rs {
 		out[i] = r.ID
@@ -150,7 +150,7 @@ func TestPersistAcrossRestart(t *testing.T) {
 	}
 	st2 := New(storage, zaptest.NewLogger(t), Options{PerSession: 3, FlushInterval: time.Hour})
 	defer st2.Close()
-	if got := ids(st2.Query("s1", 0, "", "")); fmt.Sprint(got) != "[3 4 5]" {
+	if got := resultIDs(st2.Query("s1", 0, "", "")); fmt.Sprint(got) != "[3 4 5]" {
 		t.Fatalf("after restart: %v", got)
 	}
 	if r := st2.Record(result("s1", "c", StatusPass)); r.ID != 6 {
@@ -171,7 +171,7 @@ func TestQueryReadsStorageOfOtherInstance(t *testing.T) {
 	if err := a.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(b.Query("s1", 0, "", "")); fmt.Sprint(got) != "[1]" {
+	if got := resultIDs(b.Query("s1", 0, "", "")); fmt.Sprint(got) != "[1]" {
 		t.Fatalf("b sees %v", got)
 	}
 }
@@ -192,7 +192,7 @@ func TestDelete(t *testing.T) {
 		t.Fatal("stored results remain after Delete")
 	}
 	if got := st.Query("s1", 0, "", ""); len(got) != 0 {
-		t.Fatalf("results remain: %v", ids(got))
+		t.Fatalf("results remain: %v", resultIDs(got))
 	}
 	if r := st.Record(result("s1", "c", StatusPass)); r.ID != 1 {
 		t.Fatalf("id after delete = %d", r.ID)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-itp/caddy-itp/internal/ids"
 )
 
 // Start launches the goroutine that reads storage every
@@ -86,7 +88,7 @@ func idOfKey(prefix, key string) (string, bool) {
 		return "", false
 	}
 	id, ok := strings.CutSuffix(name, ".json")
-	if !ok || !safeID.MatchString(id) {
+	if !ok || !ids.Valid(id) {
 		return "", false
 	}
 	return id, true

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/caddy-itp/caddy-itp/internal/ids"
 )
 
 // Limits on the size of a session or group.
@@ -25,9 +27,6 @@ const (
 )
 
 var (
-	// safeID is the alphabet of ids, slugs and certificate ids: they become
-	// storage keys and URL segments.
-	safeID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$`)
 	// envName is the alphabet of environment variable names.
 	envName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 	// envRef matches {{ env.NAME }} and {{ file_env.NAME }}.
@@ -50,7 +49,7 @@ var knownAlgs = map[string]bool{
 // ValidID reports whether id is a valid session, group, certificate id or
 // component slug: 1 to 64 characters of [a-zA-Z0-9_-], not starting with
 // '_' or '-'.
-func ValidID(id string) bool { return safeID.MatchString(id) }
+func ValidID(id string) bool { return ids.Valid(id) }
 
 // compiler validates and compiles sessions and groups. strict is true for
 // uploads (creation, replacement, static sessions): then an expired
@@ -307,7 +306,7 @@ func normalizeAllowed(s string) string {
 // compileGroup validates g and resolves its certificates.
 func (c *compiler) compileGroup(g Group) (*groupEntry, error) {
 	g.Warnings = nil
-	if !safeID.MatchString(g.ID) {
+	if !ids.Valid(g.ID) {
 		return nil, fieldErr("id", "must be 1 to 64 letters, digits, '_' or '-', starting with a letter or digit")
 	}
 	if len(g.Name) > maxNameLen {
@@ -316,7 +315,7 @@ func (c *compiler) compileGroup(g Group) (*groupEntry, error) {
 	if err := checkEnv("environment", g.Environment); err != nil {
 		return nil, err
 	}
-	if g.DefaultSession != "" && !safeID.MatchString(g.DefaultSession) {
+	if g.DefaultSession != "" && !ids.Valid(g.DefaultSession) {
 		return nil, fieldErr("default_session", "is not a valid session id")
 	}
 	e := env{group: g.Environment}
@@ -324,7 +323,7 @@ func (c *compiler) compileGroup(g Group) (*groupEntry, error) {
 	entry := &groupEntry{certs: make(map[string]upstreamCerts, len(g.Certificates))}
 	for i, cert := range g.Certificates {
 		prefix := fmt.Sprintf("certificates[%d].", i)
-		if !safeID.MatchString(cert.ID) {
+		if !ids.Valid(cert.ID) {
 			return nil, fieldErr(prefix+"id", "must be 1 to 64 letters, digits, '_' or '-', starting with a letter or digit")
 		}
 		if _, dup := entry.certs[cert.ID]; dup {
@@ -360,7 +359,7 @@ func (c *compiler) compileGroup(g Group) (*groupEntry, error) {
 func (c *compiler) compileSession(s Session, group *groupEntry) (*Resolved, error) {
 	s.Warnings = nil
 	var warnings []string
-	if !safeID.MatchString(s.ID) {
+	if !ids.Valid(s.ID) {
 		return nil, fieldErr("id", "must be 1 to 64 letters, digits, '_' or '-', starting with a letter or digit")
 	}
 	if len(s.Name) > maxNameLen {
@@ -368,7 +367,7 @@ func (c *compiler) compileSession(s Session, group *groupEntry) (*Resolved, erro
 	}
 	var groupEnv map[string]string
 	if s.Group != "" {
-		if !safeID.MatchString(s.Group) {
+		if !ids.Valid(s.Group) {
 			return nil, fieldErr("group", "is not a valid group id")
 		}
 		if group == nil {
@@ -421,7 +420,7 @@ func (c *compiler) compileSession(s Session, group *groupEntry) (*Resolved, erro
 }
 
 func (c *compiler) compileComponent(prefix string, comp Component, groupID string, group *groupEntry, e env, warnings *[]string) (*ResolvedComponent, error) {
-	if !safeID.MatchString(comp.Slug) {
+	if !ids.Valid(comp.Slug) {
 		return nil, fieldErr(prefix+"slug", "must be 1 to 64 letters, digits, '_' or '-', starting with a letter or digit")
 	}
 	rc := &ResolvedComponent{Slug: comp.Slug, Simulated: comp.Simulated}
