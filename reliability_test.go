@@ -217,22 +217,27 @@ func TestReloadUnderLoad(t *testing.T) {
 	mtls := p.env.Client(t, p.roots, &p.participant)
 	plain := &http.Client{Timeout: 10 * time.Second}
 	var l load
-	var undelivered atomic.Int64
+	var undelivered, resetAfterWrite atomic.Int64
 	l.run(8, func(w int) (int, error) {
 		c, url := plain, p.env.InsecureURL()+"/testing-insecure/a/b/busy/x"
 		if w%2 == 0 {
 			c, url = mtls, p.env.SecureURL()+"/testing/a/b/busy/x"
 		}
 		code, wrote, err := getTraced(c, url)
-		if err != nil && !wrote {
-			// the request was never written whole, so the platform never
-			// saw it: Caddy binds each config's listener as a new
-			// SO_REUSEPORT socket, and when the old one closes the
-			// kernel resets connections still in its handshake or
-			// accept queue (https://lwn.net/Articles/542629/), and the
-			// old server closes its idle keep-alive connections. Count
-			// it apart and retry, as a client does a failed connect
-			undelivered.Add(1)
+		if err != nil {
+			// No answer came back. Caddy binds each config's listener as
+			// a new SO_REUSEPORT socket and the kernel resets connections
+			// still queued on the old one (https://lwn.net/Articles/542629/),
+			// and the old server closes its connections when its grace
+			// period ends. Count these apart and retry, as a client
+			// does; the results below prove the platform handled none of
+			// them (a handled request is recorded, so records would
+			// outnumber answers)
+			if wrote {
+				resetAfterWrite.Add(1)
+			} else {
+				undelivered.Add(1)
+			}
 			return getStatus(c, url)
 		}
 		return code, err
@@ -273,10 +278,11 @@ func TestReloadUnderLoad(t *testing.T) {
 	if m := metricSum(t, p.env, `caddy_itp_checks_total{check="Was encrypted?"`); m != int64(total) {
 		t.Fatalf("%d requests answered, metrics count %d", total, m)
 	}
-	if u := undelivered.Load(); u*100 > int64(total) {
-		t.Fatalf("%d of %d requests could not be sent", u, total)
+	if u := undelivered.Load() + resetAfterWrite.Load(); u*100 > int64(total) {
+		t.Fatalf("%d of %d requests got no answer", u, total)
 	}
-	t.Logf("%d requests during 4 reloads, all answered 200 and recorded (%d not sent, reset by the listener swap, and retried)", total, undelivered.Load())
+	t.Logf("%d requests during 4 reloads, all answered 200 and recorded; %d connections reset before the request was sent and %d after, none handled by the platform, all retried",
+		total, undelivered.Load(), resetAfterWrite.Load())
 }
 
 // TestSoak mixes good clients, clients without certificates, with foreign
