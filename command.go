@@ -22,10 +22,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// Exit codes of the `caddy itp` commands.
+// Exit codes of the `caddy itp` commands besides 0, which means the command
+// did what was asked (keycheck: the keys match).
 const (
-	// exitOK: the command did what was asked (keycheck: the keys match).
-	exitOK = 0
 	// exitFailure: the operation failed (the admin API refused it, a
 	// session does not exist, the admin API cannot be reached); keycheck:
 	// the keys do not match.

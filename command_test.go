@@ -125,7 +125,7 @@ func TestCLIAgainstPlatform(t *testing.T) {
 
 	out, errOut, code = cli(t, env, dir, "session", "list")
 	expect(t, "session list", out, errOut, code, 0, "ID", "cli-test", "payer,hub*", "demo", "config")
-	out, errOut, code = cli(t, env, dir, "session", "list", "--json")
+	out, _, code = cli(t, env, dir, "session", "list", "--json")
 	var list []map[string]any
 	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 2 || code != 0 {
 		t.Errorf("session list --json: %d %v %s", code, err, out)

@@ -319,7 +319,7 @@ func TestParticipantPages(t *testing.T) {
 	unzipBundle(t, zipData)
 
 	// the session page, before any result
-	resp, page = get(t, c, env.SecureURL()+"/itp/sessions/demo", nil)
+	_, page = get(t, c, env.SecureURL()+"/itp/sessions/demo", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("session page: %d %s", resp.StatusCode, page)
 	}
@@ -364,7 +364,7 @@ func TestParticipantPages(t *testing.T) {
 		t.Errorf("since=x: %d %s", resp.StatusCode, js)
 	}
 
-	resp, page = get(t, c, env.SecureURL()+"/itp/sessions/demo", nil)
+	_, page = get(t, c, env.SecureURL()+"/itp/sessions/demo", nil)
 	checkHTML(t, page)
 	for _, want := range []string{"Was encrypted?", `<span class="badge fail">fail</span>`, "<details>", "/testing-insecure/client/server/demo/hello?x=1", `data-since="` + fmt.Sprint(last) + `"`} {
 		if !strings.Contains(page, want) {

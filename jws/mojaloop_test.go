@@ -195,7 +195,6 @@ func TestMojaloopRules(t *testing.T) {
 		{"body re-serialised", func(m *Message) { m.Body = []byte(`{"b":2,"a":1}`) }, ErrSignature, "safe-stable-stringify"},
 		{"signature stripped", func(m *Message) { m.HeaderValue = "" }, ErrMissing, "no signature"},
 		{"signature member empty", func(m *Message) {
-			m.HeaderValue = strings.Replace(m.HeaderValue, `"signature":"`, `"signature":"`+"\"} ", 0)
 			var o map[string]string
 			_ = json.Unmarshal([]byte(m.HeaderValue), &o)
 			o["signature"] = ""

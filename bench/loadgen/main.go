@@ -206,16 +206,15 @@ func (r *runResult) rps() float64 {
 }
 
 type loadConfig struct {
-	conns    int
-	dur      time.Duration
-	newConn  bool
-	method   string
-	body     []byte
-	headers  http.Header
-	tls      *tls.Config
-	timeout  time.Duration
-	admin    string
-	maxBytes int64
+	conns   int
+	dur     time.Duration
+	newConn bool
+	method  string
+	body    []byte
+	headers http.Header
+	tls     *tls.Config
+	timeout time.Duration
+	admin   string
 }
 
 func cmdLoad(args []string) error {
