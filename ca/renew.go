@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -139,16 +140,30 @@ func (a *Authority) loadPrevious(ctx context.Context, storage certmagic.Storage,
 	return nil
 }
 
-// Reload reads the root from storage again; changed reports whether it
+// Reload returns the root as storage has it now; changed reports whether it
 // differs from a (a renewal by another instance sharing the storage, or a
-// transition that ended).
+// transition that ended). It runs on every sync tick, so while the stored
+// root certificate is the same and no transition has ended it reads one
+// key and parses nothing.
 func (a *Authority) Reload(ctx context.Context, storage certmagic.Storage) (next *Authority, changed bool, err error) {
+	certPEM, err := storage.Load(ctx, RootCertKey)
+	if err != nil {
+		return nil, false, fmt.Errorf("itp ca: loading %s: %w", RootCertKey, err)
+	}
+	now := time.Now()
+	ended := false
+	for _, p := range a.previous {
+		ended = ended || !now.Before(p.until)
+	}
+	if bytes.Equal(certPEM, a.RootPEM) && !ended {
+		return a, false, nil
+	}
 	next, err = loadAuthority(ctx, storage)
 	if err != nil {
 		return nil, false, err
 	}
 	if next.Root.Equal(a.Root) && len(next.previous) == len(a.previous) {
-		return a, false, nil
+		return a, false, nil // the same root, stored in another PEM form
 	}
 	return next, true, nil
 }

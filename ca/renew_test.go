@@ -60,6 +60,10 @@ func TestRenewKeepsPreviousRootDuringTransition(t *testing.T) {
 	if srv.CheckSignatureFrom(next.Root) != nil {
 		t.Fatal("server certificate outliving the transition not from the new root")
 	}
+	// a sync tick with nothing changed keeps the loaded authority
+	if same, changed, err := next.Reload(ctx, st); err != nil || changed || same != next {
+		t.Fatal("unchanged storage reloaded as a change", err)
+	}
 	// a restart loads the same state
 	again, err := LoadOrCreate(ctx, st, nil, Options{})
 	if err != nil || !again.Root.Equal(next.Root) || len(again.Previous()) != 1 {
