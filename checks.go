@@ -59,7 +59,6 @@ type exchange struct {
 	session, source, target string
 	method, uri, forwarded  string
 	cert                    *clientCertInfo
-	certInfo                clientCertInfo
 	// pending are the checks recorded so far; flushed when the request
 	// is done, so that they all carry the forwarded URI
 	pending []results.Result
@@ -165,17 +164,10 @@ func (c *checkRecorder) flush(ex *exchange) {
 	if len(ex.pending) == 0 {
 		return
 	}
-	// the stored results share one copy of the certificate details: the
-	// exchange is recycled
-	var cert *clientCertInfo
-	if ex.cert != nil {
-		cp := *ex.cert
-		cert = &cp
-	}
 	for _, r := range ex.pending {
 		r.Session, r.Source, r.Target = ex.session, ex.source, ex.target
 		r.Method, r.URI, r.ForwardedURI = ex.method, ex.uri, ex.forwarded
-		r.ClientCert = cert
+		r.ClientCert = ex.cert // the results share it; a new one per request
 		r = c.store.Record(r)
 		c.count(r.Check, r.Status == results.StatusPass)
 		level := zapcore.DebugLevel

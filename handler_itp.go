@@ -113,9 +113,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	defer h.checks.done(ex)
 	verdict := h.app.state.judge.Judge(r.TLS, route.Source, source.AllowedClients)
 	if verdict.Present {
-		ex.certInfo = clientCertInfo{Subject: verdict.Subject, Serial: verdict.Serial, Issuer: verdict.Issuer}
-		ex.cert = &ex.certInfo
+		ex.cert = &clientCertInfo{Subject: verdict.Subject, Serial: verdict.Serial, Issuer: verdict.Issuer}
 	}
+	// what the handlers after this one (simulated components, the
+	// reverse proxy's placeholders) know about the exchange
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	repl.Set("http.itp.session", ex.session)
+	repl.Set("http.itp.source", ex.source)
+	repl.Set("http.itp.target", ex.target)
 
 	// the client leg
 	switch {
@@ -199,10 +204,6 @@ func (h *Handler) serveSimulated(w http.ResponseWriter, r *http.Request, next ca
 	}
 	r.URL.Path, r.URL.RawPath = path, rawPath
 	ex.forwarded = r.URL.RequestURI()
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.itp.session", ex.session)
-	repl.Set("http.itp.source", ex.source)
-	repl.Set("http.itp.target", ex.target)
 	return next.ServeHTTP(w, r)
 }
 
@@ -252,9 +253,6 @@ func (h *Handler) serveUpstream(w http.ResponseWriter, r *http.Request, next cad
 	r = r.WithContext(proxy.WithIdentity(r.Context(), id))
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.itp.upstream", proxy.HostPort(base))
-	repl.Set("http.itp.session", ex.session)
-	repl.Set("http.itp.source", ex.source)
-	repl.Set("http.itp.target", ex.target)
 
 	err = h.rp.ServeHTTP(w, r, next)
 	if err == nil {

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,8 +161,6 @@ func (s *state) Destruct() error {
 }
 
 var _ caddy.Destructor = (*state)(nil)
-
-func (s *state) String() string { return fmt.Sprintf("itp state %p", s) }
 
 // reloadAuthority picks up a root renewed by another instance sharing the
 // storage, or a transition that has ended.
