@@ -319,7 +319,7 @@ func TestParticipantPages(t *testing.T) {
 	unzipBundle(t, zipData)
 
 	// the session page, before any result
-	_, page = get(t, c, env.SecureURL()+"/itp/sessions/demo", nil)
+	resp, page = get(t, c, env.SecureURL()+"/itp/sessions/demo", nil)
 	if resp.StatusCode != 200 {
 		t.Fatalf("session page: %d %s", resp.StatusCode, page)
 	}
