@@ -129,9 +129,3 @@ func PublicKeyHash(pub crypto.PublicKey) (string, error) {
 	sum := sha256.Sum256(der)
 	return hex.EncodeToString(sum[:]), nil
 }
-
-// CertFingerprint is the lowercase hex SHA-256 of a certificate's DER.
-func CertFingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}

@@ -44,7 +44,7 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 			}
 		default:
 			if strings.Contains(block.Type, "PRIVATE KEY") {
-				return nil, fmt.Errorf("parsing public key: found a %s where a public key is expected", block.Type)
+				return nil, fmt.Errorf("parsing public key: found a private key (%s) where a public key is expected", block.Type)
 			}
 			continue
 		}

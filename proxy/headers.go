@@ -1,6 +1,9 @@
 package proxy
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // clientIdentityNames are request header names that some
 // proxy, load balancer or web server uses to tell an upstream
@@ -58,35 +61,14 @@ func isClientIdentityHeader(name string) bool {
 		return false
 	}
 	for _, n := range clientIdentityNames {
-		if len(name) == len(n) && equalFoldASCII(name, n) {
+		if strings.EqualFold(name, n) {
 			return true
 		}
 	}
 	for _, p := range clientIdentityPrefixes {
-		if len(name) >= len(p) && equalFoldASCII(name[:len(p)], p) {
+		if len(name) >= len(p) && strings.EqualFold(name[:len(p)], p) {
 			return true
 		}
 	}
 	return false
-}
-
-// equalFoldASCII reports whether a and b, of equal length,
-// are equal under ASCII case folding.
-func equalFoldASCII(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		ca, cb := a[i], b[i]
-		if ca == cb {
-			continue
-		}
-		if 'A' <= ca && ca <= 'Z' {
-			ca += 'a' - 'A'
-		}
-		if 'A' <= cb && cb <= 'Z' {
-			cb += 'a' - 'A'
-		}
-		if ca != cb {
-			return false
-		}
-	}
-	return true
 }

@@ -164,7 +164,7 @@ func (j *Judge) SetHowToGet(howTo string) {
 // allowed to call as component. allowed holds the common names
 // and the lowercase hex SHA-256 fingerprints (of the leaf's DER)
 // of the certificates that may call as the component; nil or
-// empty allows any valid certificate (see NormalizeAllowed).
+// empty allows any valid certificate (session.ResolvedComponent.AllowedClients).
 // A valid certificate with a cached chain is judged without
 // allocating.
 func (j *Judge) Judge(cs *tls.ConnectionState, component string, allowed map[string]struct{}) Verdict {
@@ -389,29 +389,4 @@ func chainReason(err error, leaf *x509.Certificate) string {
 		}
 	}
 	return "client certificate could not be verified against the ITP CA: " + err.Error()
-}
-
-// NormalizeAllowed turns an allowed_clients list (common names
-// and SHA-256 fingerprints) into the set Judge takes.
-// Fingerprints may be given in upper or lower case, with or
-// without colons and with or without a "sha256:" prefix; they
-// are stored as 64 lowercase hex digits. Every other entry is
-// kept as a common name, verbatim. It returns nil for an empty
-// list.
-func NormalizeAllowed(list []string) map[string]struct{} {
-	if len(list) == 0 {
-		return nil
-	}
-	set := make(map[string]struct{}, len(list))
-	for _, s := range list {
-		set[s] = struct{}{}
-		fp := strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "sha256:")
-		fp = strings.ReplaceAll(fp, ":", "")
-		if len(fp) == sha256.Size*2 {
-			if _, err := hex.DecodeString(fp); err == nil {
-				set[fp] = struct{}{}
-			}
-		}
-	}
-	return set
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/caddy-itp/caddy-itp/internal/ids"
 )
 
 // Route is a parsed testing route (DESIGN.md §4):
@@ -57,10 +59,6 @@ const (
 	routeGroup         = "testing-group"
 	routeInsecureGroup = "testing-insecure-group"
 )
-
-// MaxSegmentLength is the longest source, target, session
-// or group segment ParseRoute accepts.
-const MaxSegmentLength = 64
 
 // ErrNotTestingRoute is returned by ParseRoute for a path
 // that is not under any testing route prefix, so the caller
@@ -162,12 +160,16 @@ func ParseRoute(path string) (Route, error) {
 // after the slash.
 func segment(s, name string) (seg, rest string, err error) {
 	seg, rest, _ = strings.Cut(s, "/")
+	if ids.Valid(seg) {
+		return seg, rest, nil
+	}
+	// say what is wrong
 	if seg == "" {
 		return "", "", &RouteError{Segment: name, Reason: "is missing"}
 	}
-	if len(seg) > MaxSegmentLength {
+	if len(seg) > ids.MaxLen {
 		return "", "", &RouteError{Segment: name, Value: seg,
-			Reason: fmt.Sprintf("is longer than %d characters", MaxSegmentLength)}
+			Reason: fmt.Sprintf("is longer than %d characters", ids.MaxLen)}
 	}
 	if !isAlnum(seg[0]) {
 		return "", "", &RouteError{Segment: name, Value: seg,
@@ -180,15 +182,6 @@ func segment(s, name string) (seg, rest string, err error) {
 		}
 	}
 	return seg, rest, nil
-}
-
-// ValidSegment reports whether s is a valid source, target,
-// session or group segment: ^[a-zA-Z0-9][a-zA-Z0-9_-]{0,63}$.
-// The admin API can use it to validate slugs and IDs so that
-// every stored session is reachable by ParseRoute.
-func ValidSegment(s string) bool {
-	_, rest, err := segment(s, "")
-	return err == nil && rest == "" && !strings.Contains(s, "/")
 }
 
 func isAlnum(c byte) bool {

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/caddy-itp/caddy-itp/internal/ids"
 )
 
 func TestParseRoute(t *testing.T) {
@@ -105,13 +107,18 @@ func TestParseRouteFromRequestURL(t *testing.T) {
 	}
 }
 
-func TestValidSegment(t *testing.T) {
+// TestSegmentAlphabet: the route segments are exactly the safe ids.
+func TestSegmentAlphabet(t *testing.T) {
 	for s, want := range map[string]bool{
 		"payer": true, "a": true, "0f8fad5b-d9cb-469f-a165-70867728950e": true, strings.Repeat("a", 64): true,
 		"": false, "-a": false, "a/b": false, "a/": false, "a.b": false, strings.Repeat("a", 65): false, "..": false,
 	} {
-		if got := ValidSegment(s); got != want {
-			t.Errorf("ValidSegment(%q) = %v, want %v", s, got, want)
+		if got := ids.Valid(s); got != want {
+			t.Errorf("ids.Valid(%q) = %v, want %v", s, got, want)
+		}
+		_, rest, err := segment(s, "session")
+		if got := err == nil && rest == "" && !strings.Contains(s, "/"); got != want {
+			t.Errorf("segment(%q) accepts = %v, want %v", s, got, want)
 		}
 	}
 }
@@ -189,7 +196,7 @@ func FuzzParseRoute(f *testing.F) {
 			t.Fatalf("ParseRoute(%q): Rest %q does not start with /", path, rt.Rest)
 		}
 		for _, seg := range []string{rt.Source, rt.Target, rt.ID} {
-			if !ValidSegment(seg) || !segmentRE(seg) {
+			if !ids.Valid(seg) || !segmentRE(seg) {
 				t.Fatalf("ParseRoute(%q): invalid segment %q accepted", path, seg)
 			}
 		}

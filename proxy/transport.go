@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -27,8 +24,8 @@ import (
 type Identity struct {
 	// Key names the identity in the Pool: requests with equal
 	// keys share connections. It must change whenever any
-	// other field changes; IdentityKey computes a suitable
-	// one. (The Pool also compares the other fields, so a
+	// other field changes; session.ResolvedComponent.IdentityKey
+	// is such a key. (The Pool also compares the other fields, so a
 	// stale key costs a new transport, never a connection
 	// with the wrong identity.)
 	Key string
@@ -49,31 +46,6 @@ type Identity struct {
 	// ClientKey is the private key of ClientChain[0]; it must
 	// be a crypto.Signer. Required when ClientChain is set.
 	ClientKey crypto.PrivateKey
-}
-
-// IdentityKey returns a key for an Identity made of these
-// parts: the encryption switch, the DER (or PEM) bytes of the
-// trusted CA certificates (nil for the system roots) and the
-// client certificate chain. The platform's upstream private
-// key is not part of it: a new key needs a new certificate,
-// which changes the key.
-func IdentityKey(useEncryption bool, caCerts []byte, clientChain [][]byte) string {
-	h := sha256.New()
-	var n [8]byte
-	if useEncryption {
-		h.Write([]byte{1})
-	} else {
-		h.Write([]byte{0})
-	}
-	binary.BigEndian.PutUint64(n[:], uint64(len(caCerts)))
-	h.Write(n[:])
-	h.Write(caCerts)
-	for _, c := range clientChain {
-		binary.BigEndian.PutUint64(n[:], uint64(len(c)))
-		h.Write(n[:])
-		h.Write(c)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 type identityCtxKey struct{}

@@ -121,7 +121,7 @@ func (s *Store) loadAll(ctx context.Context) {
 		return
 	}
 	for _, key := range keys {
-		session, ok := sessionOfKey(key)
+		session, ok := ids.FromKey(KeyPrefix, key)
 		if !ok {
 			continue
 		}
@@ -152,19 +152,6 @@ func (s *Store) load(ctx context.Context, key string) (storedList, error) {
 		return list, fmt.Errorf("decoding %s: %w", key, err)
 	}
 	return list, nil
-}
-
-// sessionOfKey returns the session id of a stored list's key.
-func sessionOfKey(key string) (string, bool) {
-	name, ok := strings.CutPrefix(key, KeyPrefix)
-	if !ok {
-		return "", false
-	}
-	id, ok := strings.CutSuffix(name, ".json")
-	if !ok || !ids.Valid(id) {
-		return "", false
-	}
-	return id, true
 }
 
 // Key returns the storage key of a session's stored list.

@@ -52,16 +52,13 @@ type Options struct {
 	// SyncInterval is how often the registry reads storage for changes
 	// made by other instances sharing it. Default: 2s.
 	SyncInterval time.Duration
-	// CheckJWSRule, when set, checks a resolved JWS rule (e.g. that its
-	// keys parse and its private key matches its public key). An error
-	// refuses the session; a *FieldError's Field is taken as relative to
-	// the rule (e.g. "private_key").
-	CheckJWSRule func(ResolvedJWSRule) error
 	// CompileJWSRule, when set, compiles a resolved JWS rule once, when its
-	// session is registered (parsed keys, a verifier or signer); what it
-	// returns is kept in ResolvedJWSRule.Compiled for the request path. An
-	// error refuses the session as CheckJWSRule's does; for a session read
-	// back from storage it becomes a warning and Compiled stays nil.
+	// session is registered (parsed keys, a verifier or signer, a private
+	// key that must match its public key); what it returns is kept in
+	// ResolvedJWSRule.Compiled for the request path. An error refuses the
+	// session (a *FieldError's Field is taken as relative to the rule, e.g.
+	// "private_key"); for a session read back from storage it becomes a
+	// warning and Compiled stays nil.
 	CompileJWSRule func(ResolvedJWSRule) (any, error)
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time

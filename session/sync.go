@@ -69,7 +69,7 @@ func (r *Registry) scan(ctx context.Context, prefix string) (map[string]keyState
 	}
 	out := make(map[string]keyState, len(keys))
 	for _, key := range keys {
-		if _, ok := idOfKey(prefix, key); !ok {
+		if _, ok := ids.FromKey(prefix, key); !ok {
 			continue // temporary files of atomic writes, stray files
 		}
 		info, err := r.storage.Stat(ctx, key)
@@ -79,19 +79,6 @@ func (r *Registry) scan(ctx context.Context, prefix string) (map[string]keyState
 		out[key] = keyState{modified: info.Modified, size: info.Size}
 	}
 	return out, nil
-}
-
-// idOfKey returns the id of a record key under prefix.
-func idOfKey(prefix, key string) (string, bool) {
-	name, ok := strings.CutPrefix(key, prefix)
-	if !ok {
-		return "", false
-	}
-	id, ok := strings.CutSuffix(name, ".json")
-	if !ok || !ids.Valid(id) {
-		return "", false
-	}
-	return id, true
 }
 
 // syncOnce brings memory in step with storage. Listing and statting every
@@ -176,7 +163,7 @@ func (r *Registry) applyDeletions(ctx context.Context, prefix string, present ma
 			}
 			delete(r.known, key)
 			delete(r.failed, key)
-			id, _ := idOfKey(prefix, key)
+			id, _ := ids.FromKey(prefix, key)
 			switch prefix {
 			case GroupsPrefix:
 				if r.groupSet[id] != nil {
@@ -223,7 +210,7 @@ func (r *Registry) fail(key string, st keyState, err error) {
 // applyGroup installs the stored version of a group. It reports whether the
 // group changed.
 func (r *Registry) applyGroup(ctx context.Context, key string, st keyState) bool {
-	id, _ := idOfKey(GroupsPrefix, key)
+	id, _ := ids.FromKey(GroupsPrefix, key)
 	var g Group
 	if err := r.load(ctx, key, &g); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -265,7 +252,7 @@ func (r *Registry) applyGroup(ctx context.Context, key string, st keyState) bool
 
 // applySession installs the stored version of a session.
 func (r *Registry) applySession(ctx context.Context, key string, st keyState) {
-	id, _ := idOfKey(SessionsPrefix, key)
+	id, _ := ids.FromKey(SessionsPrefix, key)
 	var s Session
 	if err := r.load(ctx, key, &s); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/caddy-itp/caddy-itp/internal/ids"
+	"github.com/caddy-itp/caddy-itp/jws"
 )
 
 // Limits on the size of a session or group.
@@ -36,15 +38,6 @@ var (
 	// headerToken is an HTTP field name (RFC 9110 token).
 	headerToken = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 )
-
-// knownAlgs are the JWS algorithms a rule may fix.
-var knownAlgs = map[string]bool{
-	"RS256": true, "RS384": true, "RS512": true,
-	"PS256": true, "PS384": true, "PS512": true,
-	"ES256": true, "ES384": true, "ES512": true,
-	"EdDSA": true,
-	"HS256": true, "HS384": true, "HS512": true,
-}
 
 // ValidID reports whether id is a valid session, group, certificate id or
 // component slug: 1 to 64 characters of [a-zA-Z0-9_-], not starting with
@@ -293,7 +286,10 @@ func checkBaseURL(field, raw string) (*url.URL, error) {
 // hex SHA-256 fingerprint.
 func normalizeAllowed(s string) string {
 	s = strings.TrimSpace(s)
-	h := strings.TrimPrefix(strings.TrimPrefix(s, "sha256:"), "SHA256:")
+	h := s
+	if len(h) > 7 && strings.EqualFold(h[:7], "sha256:") {
+		h = h[7:]
+	}
 	h = strings.ReplaceAll(h, ":", "")
 	if len(h) == 64 {
 		if _, err := hex.DecodeString(h); err == nil {
@@ -551,8 +547,8 @@ func (c *compiler) compileRule(prefix string, index int, rule JWSRule, comps map
 	if !headerToken.MatchString(rule.Header) {
 		return rr, fieldErr(prefix+"header", "must be an HTTP header name, e.g. FSPIOP-Signature")
 	}
-	if !knownAlgs[rule.Alg] {
-		return rr, fieldErr(prefix+"alg", "must be one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, HS256, HS384, HS512")
+	if !slices.Contains(jws.Algorithms(), rule.Alg) {
+		return rr, fieldErr(prefix+"alg", "must be one of %s", strings.Join(jws.Algorithms(), ", "))
 	}
 	switch rule.Mode {
 	case "":
@@ -599,20 +595,17 @@ func (c *compiler) compileRule(prefix string, index int, rule JWSRule, comps map
 		if rr.PublicKey == "" {
 			return rr, fieldErr(prefix+"public_key", "is required for %s", rule.Alg)
 		}
-		if err := checkPEMType(prefix+"public_key", rr.PublicKey, false); err != nil {
-			return rr, err
+		// the parsers the rule is compiled with, so that what is
+		// accepted here is what works
+		if _, err := jws.ParsePublicKeyPEM([]byte(rr.PublicKey)); err != nil {
+			return rr, fieldErr(prefix+"public_key", "%v", err)
 		}
 		if rr.PrivateKey != "" {
-			if err := checkPEMType(prefix+"private_key", rr.PrivateKey, true); err != nil {
-				return rr, err
+			if _, err := jws.ParsePrivateKeyPEM([]byte(rr.PrivateKey)); err != nil {
+				return rr, fieldErr(prefix+"private_key", "%v", err)
 			}
 		} else if rr.Mode == ModeSign {
 			return rr, fieldErr(prefix+"private_key", "is required to sign for %s", sender.Slug)
-		}
-	}
-	if c.opts.CheckJWSRule != nil {
-		if err := c.ruleHookError(prefix, c.opts.CheckJWSRule(rr), warnings); err != nil {
-			return rr, err
 		}
 	}
 	if c.opts.CompileJWSRule != nil {
@@ -642,23 +635,5 @@ func (c *compiler) ruleHookError(prefix string, err error, warnings *[]string) e
 		return err
 	}
 	warnf(warnings, "%s", err.Error())
-	return nil
-}
-
-// checkPEMType checks that text holds one PEM block of a key type.
-func checkPEMType(field, text string, private bool) error {
-	block, _ := pem.Decode([]byte(text))
-	if block == nil {
-		return fieldErr(field, "is not PEM")
-	}
-	isPrivate := strings.Contains(block.Type, "PRIVATE KEY")
-	switch {
-	case private && !isPrivate:
-		return fieldErr(field, "holds a %q PEM block, want a private key", block.Type)
-	case !private && isPrivate:
-		return fieldErr(field, "holds a private key, want a public key or certificate")
-	case !private && block.Type != "CERTIFICATE" && !strings.Contains(block.Type, "PUBLIC KEY"):
-		return fieldErr(field, "holds a %q PEM block, want a public key or certificate", block.Type)
-	}
 	return nil
 }

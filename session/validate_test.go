@@ -14,11 +14,11 @@ import (
 func TestValidationErrors(t *testing.T) {
 	p := getPKI(t)
 	r := newRegistry(t, newStorage(t), Options{
-		CheckJWSRule: func(rule ResolvedJWSRule) error {
+		CompileJWSRule: func(rule ResolvedJWSRule) (any, error) {
 			if rule.PublicKey == p.jwsPubPEM2 && rule.PrivateKey != "" {
-				return &FieldError{Field: "private_key", Msg: "does not match public_key"}
+				return nil, &FieldError{Field: "private_key", Msg: "does not match public_key"}
 			}
-			return nil
+			return nil, nil
 		},
 	})
 	ctx := context.Background()

@@ -5,6 +5,8 @@
 // reach outside its folder of storage.
 package ids
 
+import "strings"
+
 // MaxLen is the longest id.
 const MaxLen = 64
 
@@ -24,4 +26,19 @@ func Valid(id string) bool {
 		}
 	}
 	return true
+}
+
+// FromKey returns the id of a record stored at prefix + id + ".json", or
+// false when key is not such a key (a temporary file of an atomic write, a
+// stray file).
+func FromKey(prefix, key string) (string, bool) {
+	name, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(name, ".json")
+	if !ok || !Valid(id) {
+		return "", false
+	}
+	return id, true
 }
