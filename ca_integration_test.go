@@ -348,6 +348,7 @@ func TestTwoProcessesOneRoot(t *testing.T) {
 	var roots, csrKeys [][]byte
 	for _, e := range envs {
 		e.WaitReady(t)
+		e.WaitTLS(t) // its server certificate obtained
 		_, root := e.RootPool(t)
 		roots = append(roots, root)
 		_, csr := itptest.Do(t, http.DefaultClient, "GET", e.AdminURL()+"/itp/upstream/client.csr", "", nil)
