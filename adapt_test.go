@@ -30,6 +30,17 @@ func TestCaddyfileAdapt(t *testing.T) {
 				t.Fatal(err)
 			}
 			input, want, _ := strings.Cut(string(data), "\n----------\n")
+			if filepath.Base(f) == "quickstart.caddyfile" {
+				// the golden file is the quickstart itself, not a copy that
+				// could drift from it
+				example, err := os.ReadFile("examples/quickstart/Caddyfile")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.TrimSpace(input) != strings.TrimSpace(string(example)) {
+					t.Fatal("testdata/adapt/quickstart.caddyfile differs from examples/quickstart/Caddyfile: copy it over and run with -update")
+				}
+			}
 			out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(input), nil)
 			if err != nil {
 				t.Fatalf("adapting: %v", err)

@@ -411,3 +411,31 @@ func parseCSR(t *testing.T, data []byte) *x509.CertificateRequest {
 }
 
 func pkixName(cn string) pkix.Name { return pkix.Name{CommonName: cn} }
+
+// TestIssuanceRecordCap: past issuance max_records, a new key gets a 503
+// saying so; a key already issued still gets its certificate.
+func TestIssuanceRecordCap(t *testing.T) {
+	env := itptest.NewEnv(t)
+	env.Load(t, itptest.Platform("\t\tissuance {\n\t\t\tmax_records 2\n\t\t}", echoSubject))
+	var first []byte
+	for i := range 3 {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		req := csrPEM(t, key)
+		status, body := itptest.Do(t, http.DefaultClient, "POST", env.AdminURL()+"/itp/ca/sign", "", req)
+		if i < 2 {
+			if status != 200 {
+				t.Fatalf("certificate %d: %d %s", i, status, body)
+			}
+			if i == 0 {
+				first = req
+			}
+			continue
+		}
+		if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "cap on issued certificates") {
+			t.Fatalf("past the cap: %d %s", status, body)
+		}
+	}
+	if status, _ := itptest.Do(t, http.DefaultClient, "POST", env.AdminURL()+"/itp/ca/sign", "", first); status != 200 {
+		t.Fatalf("an issued key refused at the cap: %d", status)
+	}
+}

@@ -289,16 +289,35 @@ func TestTestingRoutesEndToEnd(t *testing.T) {
 	})
 
 	t.Run("certificate not allowed for the source", func(t *testing.T) {
-		other, _ := p.newParticipant(t, "someone-else")
+		other, otherSerial := p.newParticipant(t, "someone-else")
 		status, body := itptest.Do(t, p.env.Client(t, p.roots, &other), "GET", secure+"/testing/payer/hub/e2e/x", "", nil)
 		if status != 403 || !strings.Contains(string(body), "not allowed") {
 			t.Fatalf("%d %q", status, body)
 		}
+		rs := p.results(t, "e2e", since)
+		got := wantChecks(t, rs, map[string]string{"Client certificate": "fail", "Was encrypted?": "fail"})
+		if cc := got["Client certificate"].ClientCert; cc == nil || cc.Subject != "CN=someone-else" || cc.Serial != otherSerial {
+			t.Errorf("refusal does not say who: %+v", cc)
+		}
+		since = lastID(rs)
 		// the same certificate may call as a component without a list
 		if status, _ := itptest.Do(t, p.env.Client(t, p.roots, &other), "GET", secure+"/testing/hub/payee/e2e/x", "", nil); status != 200 {
 			t.Fatalf("component without allowed_clients: %d", status)
 		}
 		since = lastID(p.results(t, "e2e", since))
+	})
+
+	t.Run("insecure route over TLS without a client certificate", func(t *testing.T) {
+		status, _ := itptest.Do(t, p.env.Client(t, p.roots, nil), "GET", secure+"/testing-insecure/payer/hub/e2e/x", "", nil)
+		if status != 200 {
+			t.Fatalf("%d", status)
+		}
+		rs := p.results(t, "e2e", since)
+		got := wantChecks(t, rs, map[string]string{"Was encrypted?": "fail"})
+		if compact(got["Was encrypted?"].Actual) != `{"mtls":false}` {
+			t.Errorf("actual %s", got["Was encrypted?"].Actual)
+		}
+		since = lastID(rs)
 	})
 
 	t.Run("insecure route over plain HTTP", func(t *testing.T) {
@@ -397,6 +416,12 @@ func TestTestingRoutesEndToEnd(t *testing.T) {
 		status, body := itptest.Do(t, c, "GET", secure+"/testing/hub/hub/e2e/x", "", nil)
 		if status != 403 || !strings.Contains(string(body), "revoked") {
 			t.Fatalf("after revocation: %d %q", status, body)
+		}
+		rs := p.results(t, "e2e", 0)
+		last := rs[len(rs)-2:] // the refusal's two checks are the newest
+		got := wantChecks(t, last, map[string]string{"Client certificate": "fail", "Was encrypted?": "fail"})
+		if cc := got["Client certificate"].ClientCert; cc == nil || cc.Serial != serial || !strings.Contains(got["Client certificate"].Message, "revoked") {
+			t.Errorf("revocation result: %+v", got["Client certificate"])
 		}
 	})
 
