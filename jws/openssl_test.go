@@ -17,7 +17,7 @@ import (
 func TestOpenSSLInterop(t *testing.T) {
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed")
+		skipOrRequire(t, "ITP_REQUIRE_TOOLS", "openssl not installed")
 	}
 	dir := t.TempDir()
 	run := func(args ...string) []byte {
@@ -120,7 +120,7 @@ func TestOpenSSLInterop(t *testing.T) {
 func TestOpenSSLKeyFormats(t *testing.T) {
 	openssl, err := exec.LookPath("openssl")
 	if err != nil {
-		t.Skip("openssl not installed")
+		skipOrRequire(t, "ITP_REQUIRE_TOOLS", "openssl not installed")
 	}
 	dir := t.TempDir()
 	f := func(n string) string { return filepath.Join(dir, n) }
