@@ -386,10 +386,15 @@ func TestTwoProcessesOneRoot(t *testing.T) {
 
 var csrCount atomic.Int64
 
+// csrPEM makes a CSR for key with a common name of its own (a CN belongs
+// to one key at a time).
 func csrPEM(t *testing.T, key any) []byte {
+	return csrWithCN(t, key, fmt.Sprintf("tester-%d", csrCount.Add(1)))
+}
+
+// csrWithCN makes a PEM CSR for key with common name cn.
+func csrWithCN(t testing.TB, key any, cn string) []byte {
 	t.Helper()
-	// a common name of its own: a CN belongs to one key at a time
-	cn := fmt.Sprintf("tester-%d", csrCount.Add(1))
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +415,6 @@ func parseCSR(t *testing.T, data []byte) *x509.CertificateRequest {
 	return csr
 }
 
-func pkixName(cn string) pkix.Name { return pkix.Name{CommonName: cn} }
 
 // TestIssuanceRecordCap: past issuance max_records, a new key gets a 503
 // saying so; a key already issued still gets its certificate.

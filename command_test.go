@@ -200,6 +200,17 @@ wait:
 
 	out, errOut, code = cli(t, env, dir, "results", "demo")
 	expect(t, "results", out, errOut, code, 0, "STATUS", "Was encrypted?", "FAIL", "client -> server", "GET /testing-insecure/client/server/demo/cli")
+	// one request with a valid client certificate, so that passes and
+	// failures are both there for --failed to tell apart
+	roots, _ := env.RootPool(t)
+	cert := firstOf(participant(t, env, "cli-client"))
+	if status, _ := itptest.Do(t, env.Client(t, roots, &cert), "GET", env.SecureURL()+"/testing/client/server/demo/cli", "", nil); status != 200 {
+		t.Fatalf("mTLS request: %d", status)
+	}
+	out, _, code = cli(t, env, dir, "results", "demo", "--json")
+	if code != 0 || !strings.Contains(out, `"status":"pass"`) {
+		t.Fatalf("results --json has no pass to filter out: %d %s", code, out)
+	}
 	out, errOut, code = cli(t, env, dir, "results", "demo", "--failed", "--json")
 	if code != 0 {
 		t.Fatalf("results --json: %d %s", code, errOut)

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -95,10 +94,15 @@ func startPlatformWith(t *testing.T, itpOptions string) *platform {
 
 // newParticipant gets a participant certificate from the platform's CA.
 func (p *platform) newParticipant(t *testing.T, cn string) (tls.Certificate, string) {
+	return participant(t, p.env, cn)
+}
+
+// participant gets a client certificate with common name cn from the
+// platform's CA (through the admin API) and returns it with its serial.
+func participant(t *testing.T, env *itptest.Env, cn string) (tls.Certificate, string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkixName(cn)}, key)
-	status, z := itptest.Do(t, http.DefaultClient, "POST", p.env.AdminURL()+"/itp/ca/sign", "", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	status, z := itptest.Do(t, http.DefaultClient, "POST", env.AdminURL()+"/itp/ca/sign", "", csrWithCN(t, key, cn))
 	if status != 200 {
 		t.Fatalf("sign: %d %s", status, z)
 	}
@@ -107,6 +111,10 @@ func (p *platform) newParticipant(t *testing.T, cn string) (tls.Certificate, str
 	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
 	return pair, leaf.SerialNumber.Text(16)
 }
+
+// firstOf returns the first of two results, for a participant's
+// certificate without its serial.
+func firstOf[A, B any](a A, _ B) A { return a }
 
 // platformClientCert signs the platform's upstream key with the SUT's CA,
 // as a SUT owner does with the documentation's openssl x509 -req.

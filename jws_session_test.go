@@ -2,13 +2,7 @@ package itp_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -74,19 +68,6 @@ func jwsLastID(t *testing.T, env *itptest.Env, id string) int64 {
 	return rs[len(rs)-1].ID
 }
 
-// jwsParticipant gets a client certificate from the platform's CA.
-func jwsParticipant(t *testing.T, env *itptest.Env, cn string) tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkixName(cn)}, key)
-	status, z := itptest.Do(t, http.DefaultClient, "POST", env.AdminURL()+"/itp/ca/sign", "", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-	if status != 200 {
-		t.Fatalf("sign: %d %s", status, z)
-	}
-	certPEM, _ := unzipBundle(t, z)
-	return itptest.KeyPair(t, string(certPEM), key)
-}
-
 func jwsCreateSession(t *testing.T, env *itptest.Env, s map[string]any) (int, []byte) {
 	t.Helper()
 	data, _ := json.Marshal(s)
@@ -147,7 +128,7 @@ func TestSessionJWSRules(t *testing.T) {
 	env := itptest.NewEnv(t)
 	env.Load(t, itptest.Platform("", "\titp\n\trespond `{\"quoteId\": \"q1\", \"amount\": 1.0, \"note\": \"<&>\"}` 200\n"))
 	roots, _ := env.RootPool(t)
-	c := env.Client(t, roots, ptr(jwsParticipant(t, env, "payer-app")))
+	c := env.Client(t, roots, ptr(firstOf(participant(t, env, "payer-app"))))
 
 	mojaloopRule := func(source, target, direction string) map[string]any {
 		return map[string]any{"source": source, "target": target, "direction": direction,
@@ -274,7 +255,7 @@ func TestSessionJWSRules(t *testing.T) {
 	since = jwsLastID(t, env, "jws-rules")
 	resp, _ = jwsDo(t, c, "POST", hubURL+"/quotes", hdr, sent)
 	r = jwsOneResult(t, env, "jws-rules", "Request: JWS Signature", since, "fail", `the signed FSPIOP-URI "/transfers?x=1" is not the forwarded request's URI "/quotes"`)
-	if resp.StatusCode != 200 || !strings.Contains(jwsCompact(r.Actual), `"mismatch":{"expected":"/quotes","actual":"/transfers?x=1"}`) {
+	if resp.StatusCode != 200 || !strings.Contains(compact(r.Actual), `"mismatch":{"expected":"/quotes","actual":"/transfers?x=1"}`) {
 		t.Errorf("URI mismatch: %d, actual %s", resp.StatusCode, r.Actual)
 	}
 
@@ -282,7 +263,7 @@ func TestSessionJWSRules(t *testing.T) {
 	since = jwsLastID(t, env, "jws-rules")
 	jwsDo(t, c, "POST", hubURL+"/transfers", newHeader(), transfer)
 	r = jwsOneResult(t, env, "jws-rules", "Request: JWS Signature", since, "fail", "no signature")
-	if !strings.Contains(jwsCompact(r.Actual), `"value":null`) {
+	if !strings.Contains(compact(r.Actual), `"value":null`) {
 		t.Errorf("actual without a signature: %s", r.Actual)
 	}
 
@@ -347,9 +328,3 @@ func TestSessionJWSRules(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func jwsCompact(raw json.RawMessage) string {
-	var b bytes.Buffer
-	json.Compact(&b, raw)
-	return b.String()
-}

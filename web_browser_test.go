@@ -2,12 +2,7 @@ package itp_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -170,23 +165,6 @@ func waitFile(t *testing.T, path string) []byte {
 
 // clientCertificate gets an ITP client certificate for a fresh key
 // through the admin API.
-func clientCertificate(t *testing.T, env *itptest.Env, cn string) tls.Certificate {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
-	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-	status, zipData := itptest.Do(t, http.DefaultClient, "POST", env.AdminURL()+"/itp/ca/sign", "application/pkcs10", csr)
-	if status != 200 {
-		t.Fatalf("signing: %d %s", status, zipData)
-	}
-	certPEM, _ := unzipBundle(t, zipData)
-	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
-	pair, err := tls.X509KeyPair(certPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair
-}
 
 // TestBrowserParticipant drives the participant pages in headless
 // Chromium: a CSR uploaded through the form gives the zip, a bad one shows
@@ -317,7 +295,7 @@ func TestBrowserParticipant(t *testing.T) {
 	}
 	waitRows(1)
 	roots, _ := env.RootPool(t)
-	pair := clientCertificate(t, env, "payer-fsp")
+	pair := firstOf(participant(t, env, "payer-fsp"))
 	status, body := itptest.Do(t, env.Client(t, roots, &pair), "POST", env.SecureURL()+"/testing/payer/hub/p2p-demo/transfers", "application/json", []byte(`{"amount": "10"}`))
 	if status != 200 {
 		t.Fatalf("mTLS request: %d %s", status, body)

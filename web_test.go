@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -38,16 +37,8 @@ func webPlatform() string {
 
 // newCSR returns a PEM CSR for a fresh P-256 key.
 func newCSR(t testing.TB, cn string) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return csrWithCN(t, key, cn)
 }
 
 // insecureClient is an HTTPS client that does not verify the server, as
