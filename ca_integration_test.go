@@ -415,7 +415,6 @@ func parseCSR(t *testing.T, data []byte) *x509.CertificateRequest {
 	return csr
 }
 
-
 // TestIssuanceRecordCap: past issuance max_records, a new key gets a 503
 // saying so; a key already issued still gets its certificate.
 func TestIssuanceRecordCap(t *testing.T) {
