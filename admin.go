@@ -171,7 +171,7 @@ func adminSign(app *App, w http.ResponseWriter, r *http.Request, _ []string) err
 	if err != nil {
 		return errorToAPI(err)
 	}
-	zip, _, err := app.signedBundle(r.Context(), csrPEM, "admin "+r.RemoteAddr)
+	zip, err := app.signedBundle(r.Context(), csrPEM, "admin "+r.RemoteAddr)
 	if err != nil {
 		return errorToAPI(err)
 	}

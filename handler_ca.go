@@ -116,7 +116,7 @@ func (h *CAHandler) serveSign(w http.ResponseWriter, r *http.Request) error {
 	csrPEM, err := readCSR(w, r)
 	if err == nil {
 		var zip []byte
-		zip, _, err = h.app.signedBundle(r.Context(), csrPEM, "participant "+addr)
+		zip, err = h.app.signedBundle(r.Context(), csrPEM, "participant "+addr)
 		if err == nil {
 			w.Header().Set("Content-Type", "application/zip")
 			w.Header().Set("Content-Disposition", `attachment; filename="certificates.zip"`)

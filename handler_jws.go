@@ -301,14 +301,14 @@ func (h *JWSHandler) serveResponse(w http.ResponseWriter, r *http.Request, next 
 	if err := next.ServeHTTP(buf, r); err != nil {
 		if buf.status != 0 {
 			// the error is Caddy's to answer; what was buffered is dropped
-			clearHeader(w.Header())
+			clear(w.Header())
 		}
 		return err
 	}
 	if buf.over {
 		msg := fmt.Sprintf("the response body is larger than %d bytes, the most read to check or make its JWS signature", h.MaxBody)
 		h.outcome(r, jwsOutcome{msg: msg})
-		clearHeader(w.Header())
+		clear(w.Header())
 		return jsonError(w, http.StatusBadGateway, msg)
 	}
 	body, hdr := buf.body.Bytes(), w.Header()
@@ -318,7 +318,7 @@ func (h *JWSHandler) serveResponse(w http.ResponseWriter, r *http.Request, next 
 		body, out = h.op.sign(body, hdr, method, uri)
 		h.outcome(r, out)
 		if !out.ok {
-			clearHeader(hdr)
+			clear(hdr)
 			return jsonError(w, http.StatusBadGateway, out.msg)
 		}
 		return buf.send(body, method != http.MethodHead)
@@ -326,7 +326,7 @@ func (h *JWSHandler) serveResponse(w http.ResponseWriter, r *http.Request, next 
 	out := h.op.verify(body, hdr, "", "")
 	h.outcome(r, out)
 	if !out.ok && h.Enforce {
-		clearHeader(hdr)
+		clear(hdr)
 		return jsonError(w, http.StatusBadGateway, "response refused: "+out.msg)
 	}
 	return buf.send(body, false)

@@ -84,17 +84,11 @@ func (iss *Issuer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "lifetime":
-			if !d.NextArg() {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(d.Val())
+			dur, err := durationArg(d)
 			if err != nil {
-				return d.Errf("lifetime: %v", err)
+				return err
 			}
-			iss.Lifetime = caddy.Duration(dur)
-			if d.NextArg() {
-				return d.ArgErr()
-			}
+			iss.Lifetime = dur
 		default:
 			return d.Errf("unrecognized itp issuer option %q", d.Val())
 		}

@@ -324,14 +324,6 @@ func jsonError(w http.ResponseWriter, status int, msg string) error {
 	return err
 }
 
-// clearHeader removes every response header, before an error replaces a
-// response.
-func clearHeader(h http.Header) {
-	for k := range h {
-		delete(h, k)
-	}
-}
-
 // jwsResponseBuffer holds a response (status and body; headers go to the
 // real response's header map, which nothing sends before the buffer is
 // written out) so that it can be verified or signed. Bodies past max are

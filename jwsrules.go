@@ -83,7 +83,7 @@ func (h *Handler) applyJWSRequest(w http.ResponseWriter, r *http.Request, sess *
 	if !hasJWSRules(sess, route, session.DirectionRequest) {
 		return false, nil
 	}
-	maxBody := h.app.jwsMaxBody()
+	maxBody := h.app.JWSMaxBody
 	body, err := readRequestBody(r, maxBody)
 	if err != nil {
 		status, msg := http.StatusBadRequest, err.Error()
@@ -134,7 +134,7 @@ func (h *Handler) applyJWSRequest(w http.ResponseWriter, r *http.Request, sess *
 func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess *session.Resolved, route proxy.Route, ex *exchange, serve func(http.ResponseWriter) error) error {
 	// the request as received: serve changes r.URL to the forwarded one
 	method, uri, reqHeader := r.Method, forwardedPath(r, route), r.Header
-	maxBody := h.app.jwsMaxBody()
+	maxBody := h.app.JWSMaxBody
 	buf := newJWSResponseBuffer(w, maxBody)
 	err := serve(buf)
 	if buf.platform || (err != nil && buf.status == 0) {
@@ -148,7 +148,7 @@ func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess 
 	if err != nil {
 		// the next handler started an answer and then failed: nothing was
 		// sent yet, so Caddy's error handling answers alone (as in itp_jws)
-		clearHeader(w.Header())
+		clear(w.Header())
 		return err
 	}
 	if buf.over {
@@ -159,7 +159,7 @@ func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess 
 				h.checks.record(ex, checkJWSResponse, false, ruleExpected(rule, op), nil, msg)
 			}
 		}
-		clearHeader(w.Header())
+		clear(w.Header())
 		return jsonError(w, http.StatusBadGateway, msg)
 	}
 	body, changed := buf.body.Bytes(), false
@@ -183,7 +183,7 @@ func (h *Handler) serveJWSResponse(w http.ResponseWriter, r *http.Request, sess 
 		}
 		h.checks.record(ex, checkJWSResponse, out.ok, ruleExpected(rule, op), out.actual(rule.Header), out.msg)
 		if !out.ok && rule.Enforce {
-			clearHeader(hdr)
+			clear(hdr)
 			return jsonError(w, http.StatusBadGateway, "response refused: "+strings.TrimSpace(out.msg))
 		}
 	}

@@ -191,6 +191,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.JWSMaxBody < 0 {
 		return fmt.Errorf("itp: jws_max_body must not be negative")
 	}
+	if a.JWSMaxBody == 0 {
+		a.JWSMaxBody = DefaultJWSMaxBody
+	}
 	if a.SessionRetention < 0 {
 		return fmt.Errorf("itp: session_retention must not be negative")
 	}
@@ -257,14 +260,6 @@ func (a *App) Participants() *ca.Participants { return a.state.participants }
 
 // UpstreamKey returns the platform's upstream client key.
 func (a *App) UpstreamKey() crypto.Signer { return a.state.upstreamKey }
-
-// jwsMaxBody is the bound on bodies the session JWS rules read.
-func (a *App) jwsMaxBody() int64 {
-	if a.JWSMaxBody > 0 {
-		return a.JWSMaxBody
-	}
-	return DefaultJWSMaxBody
-}
 
 // PublicURLs returns the parsed secure and insecure public base URLs.
 func (a *App) PublicURLs() (secure, insecure *url.URL) { return a.publicURL, a.publicInsecureURL }

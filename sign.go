@@ -57,21 +57,17 @@ func readCSR(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // signedBundle applies the signing policy to a CSR and returns the zip of
 // client.crt and RootCA.crt. Errors are *httpError values with the status
 // and the message for the participant.
-func (a *App) signedBundle(ctx context.Context, csrPEM []byte, who string) ([]byte, *ca.Record, error) {
+func (a *App) signedBundle(ctx context.Context, csrPEM []byte, who string) ([]byte, error) {
 	csr, err := ca.ParseParticipantCSR(csrPEM)
 	if err != nil {
-		var pe *ca.PolicyError
-		if errors.As(err, &pe) {
-			return nil, nil, &httpError{status: http.StatusBadRequest, msg: pe.Msg}
-		}
-		return nil, nil, err
+		return nil, err // a *ca.PolicyError: statusOf makes it a 400
 	}
 	rec, reused, err := a.Participants().Sign(ctx, csr)
 	if errors.Is(err, ca.ErrRecordCap) {
-		return nil, nil, &httpError{status: http.StatusServiceUnavailable, msg: err.Error()}
+		return nil, &httpError{status: http.StatusServiceUnavailable, msg: err.Error()}
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if !reused {
 		a.logger.Info("issued participant certificate",
@@ -81,11 +77,7 @@ func (a *App) signedBundle(ctx context.Context, csrPEM []byte, who string) ([]by
 			zap.Time("not_after", rec.NotAfter),
 			zap.String("by", who))
 	}
-	zip, err := ca.Bundle([]byte(rec.Certificate), a.Authority().TrustPEM(), rec.NotBefore)
-	if err != nil {
-		return nil, nil, err
-	}
-	return zip, rec, nil
+	return ca.Bundle([]byte(rec.Certificate), a.Authority().TrustPEM(), rec.NotBefore)
 }
 
 // httpError is an error with the HTTP status and message to answer with.

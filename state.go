@@ -110,7 +110,7 @@ func (s *state) configure(app *App) {
 	s.registry.SetSyncInterval(time.Duration(app.SyncInterval))
 	s.registry.SetExpiryWarning(time.Duration(app.ExpiryWarning))
 	s.results.SetPerSession(app.ResultsPerSession)
-	s.judge.SetHowToGet("get one by uploading a CSR to " + app.PublicURL + "/itp/certificates")
+	s.judge.SetHowToGet("get one by uploading a CSR to " + joinBase(app.publicURL, DefaultCAPrefix+"/certificates"))
 }
 
 // start launches the background sync once per state.

@@ -46,7 +46,7 @@ func (a *App) SessionURLs(s session.Session) []SessionURL {
 // group id in place of the session id. It returns nil when the group has no
 // default session or that session does not exist.
 func (a *App) GroupURLs(g session.Group) []SessionURL {
-	if g.DefaultSession == "" || a.state == nil {
+	if g.DefaultSession == "" {
 		return nil
 	}
 	res, ok := a.state.registry.Session(g.DefaultSession)

@@ -2,6 +2,7 @@ package itp
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -233,7 +234,7 @@ func (h *CAHandler) notFound(w http.ResponseWriter, r *http.Request, title, msg 
 
 // lookupSession finds a session by the id of a participant URL.
 func (h *CAHandler) lookupSession(id string) (*session.Resolved, bool) {
-	if !session.ValidID(id) || h.app.state == nil {
+	if !session.ValidID(id) {
 		return nil, false
 	}
 	return h.app.state.registry.Session(id)
@@ -260,7 +261,7 @@ func (h *CAHandler) serveSession(w http.ResponseWriter, r *http.Request, id stri
 	}
 
 	page := sessionPage{
-		pageBase:   h.base(r, "Session "+firstNonEmpty(s.Name, s.ID)),
+		pageBase:   h.base(r, "Session "+cmp.Or(s.Name, s.ID)),
 		ID:         s.ID,
 		Name:       s.Name,
 		Group:      s.Group,
@@ -412,13 +413,4 @@ func serveAsset(w http.ResponseWriter, r *http.Request, name string) error {
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	http.ServeContent(w, r, name, webStarted, bytes.NewReader(data))
 	return nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
