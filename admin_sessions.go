@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"go.uber.org/zap"
@@ -252,22 +253,37 @@ func adminSessionResults(app *App, w http.ResponseWriter, r *http.Request, ids [
 	if _, ok := app.state.registry.Session(id); !ok {
 		return apiError(http.StatusNotFound, fmt.Sprintf("session %s: %v", id, session.ErrNotFound))
 	}
-	q := r.URL.Query()
-	var since int64
-	if v := q.Get("since"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
+	q, err := parseResultsQuery(r.URL.Query())
+	if err != nil {
+		return apiError(http.StatusBadRequest, err.Error())
+	}
+	return writeJSON(w, http.StatusOK, app.state.results.Query(id, q.since, q.status, q.check))
+}
+
+// resultsQuery is the filter of a results request.
+type resultsQuery struct {
+	since         int64
+	status, check string
+}
+
+// parseResultsQuery reads ?since=ID, ?status=pass|fail and ?check=NAME, as
+// the admin API and the participant pages take them.
+func parseResultsQuery(v url.Values) (resultsQuery, error) {
+	var q resultsQuery
+	if s := v.Get("since"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return apiError(http.StatusBadRequest, fmt.Sprintf("query parameter \"since\": %q is not a result id (a non-negative integer)", v))
+			return q, fmt.Errorf("query parameter \"since\": %q is not a result id (a non-negative integer)", s)
 		}
-		since = n
+		q.since = n
 	}
-	status := q.Get("status")
-	if status != "" && status != results.StatusPass && status != results.StatusFail {
-		return apiError(http.StatusBadRequest, fmt.Sprintf("query parameter \"status\": %q is neither %q nor %q", status, results.StatusPass, results.StatusFail))
+	q.status = v.Get("status")
+	if q.status != "" && q.status != results.StatusPass && q.status != results.StatusFail {
+		return q, fmt.Errorf("query parameter \"status\": %q is neither %q nor %q", q.status, results.StatusPass, results.StatusFail)
 	}
-	check := q.Get("check")
-	if len(check) > maxCheckFilter {
-		return apiError(http.StatusBadRequest, fmt.Sprintf("query parameter \"check\": longer than %d bytes", maxCheckFilter))
+	q.check = v.Get("check")
+	if len(q.check) > maxCheckFilter {
+		return q, fmt.Errorf("query parameter \"check\": longer than %d bytes", maxCheckFilter)
 	}
-	return writeJSON(w, http.StatusOK, app.state.results.Query(id, since, status, check))
+	return q, nil
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -256,7 +255,7 @@ func (h *CAHandler) serveSession(w http.ResponseWriter, r *http.Request, id stri
 		status = ""
 	}
 	check := q.Get("check")
-	if len(check) > 256 {
+	if len(check) > maxCheckFilter {
 		check = ""
 	}
 
@@ -380,26 +379,13 @@ func (h *CAHandler) serveResults(w http.ResponseWriter, r *http.Request, id stri
 	if _, ok := h.lookupSession(id); !ok {
 		return jsonErr(http.StatusNotFound, fmt.Sprintf("session %s: %v", id, session.ErrNotFound))
 	}
-	q := r.URL.Query()
-	var since int64
-	if v := q.Get("since"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return jsonErr(http.StatusBadRequest, fmt.Sprintf("query parameter \"since\": %q is not a result id (a non-negative integer)", v))
-		}
-		since = n
-	}
-	status := q.Get("status")
-	if status != "" && status != results.StatusPass && status != results.StatusFail {
-		return jsonErr(http.StatusBadRequest, fmt.Sprintf("query parameter \"status\": %q is neither %q nor %q", status, results.StatusPass, results.StatusFail))
-	}
-	check := q.Get("check")
-	if len(check) > 256 {
-		return jsonErr(http.StatusBadRequest, "query parameter \"check\": longer than 256 bytes")
+	q, err := parseResultsQuery(r.URL.Query())
+	if err != nil {
+		return jsonErr(http.StatusBadRequest, err.Error())
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	return writeJSON(w, http.StatusOK, h.app.state.results.Query(id, since, status, check))
+	return writeJSON(w, http.StatusOK, h.app.state.results.Query(id, q.since, q.status, q.check))
 }
 
 // serveAsset serves an embedded stylesheet or script.
