@@ -58,22 +58,11 @@ func (a *App) sessionView(s session.Session) SessionView {
 	return SessionView{Session: s, URLs: a.SessionURLs(s)}
 }
 
-// groupViews returns the views of redacted groups, finding the sessions of
-// each in one pass over the sessions.
+// groupViews returns the views of redacted groups.
 func (a *App) groupViews(groups ...session.Group) []GroupView {
-	members := map[string][]string{}
-	for _, s := range a.state.registry.ListSessions() {
-		if s.Group != "" {
-			members[s.Group] = append(members[s.Group], s.ID)
-		}
-	}
 	out := make([]GroupView, 0, len(groups))
 	for _, g := range groups {
-		sids := members[g.ID]
-		if sids == nil {
-			sids = []string{}
-		}
-		out = append(out, GroupView{Group: g, Sessions: sids, URLs: a.GroupURLs(g)})
+		out = append(out, GroupView{Group: g, Sessions: a.state.registry.GroupSessions(g.ID), URLs: a.GroupURLs(g)})
 	}
 	return out
 }

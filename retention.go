@@ -18,23 +18,19 @@ const DefaultSessionRetention = 7 * 24 * time.Hour
 // than retention ago. Sessions declared in the config are left alone: the
 // config owns them.
 func (s *state) purgeExpired(ctx context.Context, retention time.Duration, now time.Time) {
-	for _, sess := range s.registry.ListSessions() {
-		if sess.Static || sess.Expires == nil || now.Sub(*sess.Expires) < retention {
-			continue
-		}
-		err := s.registry.DeleteSession(ctx, sess.ID)
+	for _, id := range s.registry.ExpiredBefore(now.Add(-retention)) {
+		err := s.registry.DeleteSession(ctx, id)
 		if err != nil && !errors.Is(err, session.ErrNotFound) {
-			s.logger.Error("purging expired session", zap.String("session", sess.ID), zap.Error(err))
+			s.logger.Error("purging expired session", zap.String("session", id), zap.Error(err))
 			continue
 		}
-		if err := s.results.Delete(ctx, sess.ID); err != nil {
-			s.logger.Error("purging results of expired session", zap.String("session", sess.ID), zap.Error(err))
+		if err := s.results.Delete(ctx, id); err != nil {
+			s.logger.Error("purging results of expired session", zap.String("session", id), zap.Error(err))
 			continue
 		}
 		s.logger.Info("purged expired session",
 			zap.String("action", "purge"),
-			zap.String("session", sess.ID),
-			zap.Time("expired", *sess.Expires),
+			zap.String("session", id),
 			zap.Duration("retention", retention),
 			zap.String("by", "retention"))
 	}

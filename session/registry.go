@@ -268,6 +268,28 @@ func (r *Registry) groupSessions(groupID string) []string {
 	return ids
 }
 
+// GroupSessions returns the ids of the sessions in a group, sorted.
+func (r *Registry) GroupSessions(groupID string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.groupSessions(groupID)
+}
+
+// ExpiredBefore returns the ids of the stored sessions (not those of the
+// Caddy config, which the config owns) whose expires is before t.
+func (r *Registry) ExpiredBefore(t time.Time) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for id, res := range r.stored {
+		if r.static[id] == nil && !res.Expires.IsZero() && res.Expires.Before(t) {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // visible returns the visible version of a session.
 func (r *Registry) visible(id string) *Resolved {
 	if res := r.static[id]; res != nil {
