@@ -116,10 +116,10 @@ func compileJWS(spec jwsSpec) (*jwsOp, error) {
 	if spec.Sign {
 		cfg.PrivateKey = priv
 		if op.signer, err = jws.NewSigner(cfg); err != nil {
-			return nil, jwsFieldError(spec, err)
+			return nil, jwsFieldError(err)
 		}
 	} else if op.verifier, err = jws.NewVerifier(cfg); err != nil {
-		return nil, jwsFieldError(spec, err)
+		return nil, jwsFieldError(err)
 	}
 	op.expected, _ = json.Marshal(struct {
 		Alg    string `json:"alg"`
@@ -129,24 +129,15 @@ func compileJWS(spec jwsSpec) (*jwsOp, error) {
 	return op, nil
 }
 
-// jwsFieldError attributes an error of the jws package to the key field
-// it is about, when that is clear.
-func jwsFieldError(spec jwsSpec, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "jws: ")
-	field := "public_key"
-	switch {
-	case strings.HasPrefix(msg, "protected header"):
-		field = "protected_headers"
-	case strings.HasPrefix(msg, "crit"):
-		field = "crit"
-	case strings.HasPrefix(msg, "unencoded"):
-		field = "unencoded"
-	case strings.HasPrefix(spec.Alg, "HS"):
-		field = "secret"
-	case spec.Sign:
-		field = "private_key"
+// jwsFieldError turns the jws package's *jws.ConfigError, which names the
+// configuration field at fault, into the field error the session API and
+// the itp_jws handler report.
+func jwsFieldError(err error) error {
+	var ce *jws.ConfigError
+	if errors.As(err, &ce) {
+		return &session.FieldError{Field: ce.Field, Msg: ce.Err.Error()}
 	}
-	return &session.FieldError{Field: field, Msg: msg}
+	return err
 }
 
 // jwsOutcome is the result of applying a jwsOp to one message.

@@ -159,23 +159,23 @@ func newCore(cfg Config) (*core, error) {
 	switch cfg.Format {
 	case FormatMojaloop, FormatCompact, FormatDetached:
 	case "":
-		return nil, fmt.Errorf("format is required (mojaloop, compact or detached)")
+		return nil, configErr("format", "format is required (mojaloop, compact or detached)")
 	default:
-		return nil, fmt.Errorf("unknown format %q (want mojaloop, compact or detached)", cfg.Format)
+		return nil, configErr("format", "unknown format %q (want mojaloop, compact or detached)", cfg.Format)
 	}
 	if cfg.Unencoded && cfg.Format != FormatDetached {
-		return nil, fmt.Errorf("unencoded payload (b64 false) is only supported in the detached format, not %s", cfg.Format)
+		return nil, configErr("unencoded", "unencoded payload (b64 false) is only supported in the detached format, not %s", cfg.Format)
 	}
 	if strings.EqualFold(cfg.Alg, "none") {
-		return nil, fmt.Errorf("alg none is never accepted")
+		return nil, configErr("alg", "alg none is never accepted")
 	}
 	info, ok := algs[cfg.Alg]
 	if !ok {
-		return nil, fmt.Errorf("unknown alg %q (want one of %s)", cfg.Alg, strings.Join(Algorithms(), ", "))
+		return nil, configErr("alg", "unknown alg %q (want one of %s)", cfg.Alg, strings.Join(Algorithms(), ", "))
 	}
 	c.alg = info
 	if cfg.MaxHeaderBytes < 0 {
-		return nil, fmt.Errorf("max header bytes must not be negative: %d", cfg.MaxHeaderBytes)
+		return nil, configErr("max_header_bytes", "max header bytes must not be negative: %d", cfg.MaxHeaderBytes)
 	}
 	c.maxHeader = cfg.MaxHeaderBytes
 	if c.maxHeader == 0 {
@@ -184,10 +184,10 @@ func newCore(cfg Config) (*core, error) {
 	seen := map[string]bool{}
 	for _, h := range cfg.ProtectedHeaders {
 		if !isToken(h) {
-			return nil, fmt.Errorf("protected header %q is not a valid HTTP header name", h)
+			return nil, configErr("protected_headers", "protected header %q is not a valid HTTP header name", h)
 		}
 		if registered[h] {
-			return nil, fmt.Errorf("protected header %q is a JOSE header parameter name, not an HTTP header", h)
+			return nil, configErr("protected_headers", "protected header %q is a JOSE header parameter name, not an HTTP header", h)
 		}
 		canon := textproto.CanonicalMIMEHeaderKey(h)
 		if !seen[canon] {
@@ -199,17 +199,17 @@ func newCore(cfg Config) (*core, error) {
 		c.crit = make(map[string]string, len(cfg.Crit))
 		for name, want := range cfg.Crit {
 			if name == "" {
-				return nil, fmt.Errorf("crit: empty header parameter name")
+				return nil, configErr("crit", "crit: empty header parameter name")
 			}
 			if registered[name] && name != "b64" {
-				return nil, fmt.Errorf("crit: %q is a registered JOSE header parameter and must not be critical", name)
+				return nil, configErr("crit", "crit: %q is a registered JOSE header parameter and must not be critical", name)
 			}
 			c.crit[name] = want
 		}
 	}
 	for name := range cfg.Extra {
 		if name == "alg" || name == "crit" || name == "b64" || name == "jwk" || name == "jku" || name == "x5u" || name == "x5c" {
-			return nil, fmt.Errorf("extra header parameter %q is set by the signer itself or never sent", name)
+			return nil, configErr("extra", "extra header parameter %q is set by the signer itself or never sent", name)
 		}
 	}
 	c.extra = cfg.Extra
@@ -220,18 +220,18 @@ func newCore(cfg Config) (*core, error) {
 func (c *core) checkVerifyKey(pub crypto.PublicKey, secret []byte) error {
 	if c.alg.family == famHMAC {
 		if pub != nil {
-			return fmt.Errorf("%s takes a shared secret, not a public key: a public key is never used as an HMAC key", c.alg.name)
+			return configErr("public_key", "%s takes a shared secret, not a public key: a public key is never used as an HMAC key", c.alg.name)
 		}
 		return c.checkSecret(secret)
 	}
 	if len(secret) > 0 {
-		return fmt.Errorf("a shared secret is only used with HS256, HS384 and HS512, not %s", c.alg.name)
+		return configErr("secret", "a shared secret is only used with HS256, HS384 and HS512, not %s", c.alg.name)
 	}
 	if pub == nil {
-		return fmt.Errorf("%s needs a public key", c.alg.name)
+		return configErr("public_key", "%s needs a public key", c.alg.name)
 	}
 	if err := keyFitsAlg(pub, c.alg); err != nil {
-		return err
+		return &ConfigError{Field: "public_key", Err: err}
 	}
 	c.pub = pub
 	return nil
@@ -239,13 +239,13 @@ func (c *core) checkVerifyKey(pub crypto.PublicKey, secret []byte) error {
 
 func (c *core) checkSecret(secret []byte) error {
 	if len(secret) == 0 {
-		return fmt.Errorf("%s needs a shared secret", c.alg.name)
+		return configErr("secret", "%s needs a shared secret", c.alg.name)
 	}
 	if strings.Contains(string(secret), "-----BEGIN") {
-		return fmt.Errorf("the %s secret looks like a PEM key: a PEM key is never used as an HMAC secret", c.alg.name)
+		return configErr("secret", "the %s secret looks like a PEM key: a PEM key is never used as an HMAC secret", c.alg.name)
 	}
 	if len(secret) < c.alg.size {
-		return fmt.Errorf("the %s secret is %d bytes; it must be at least %d bytes (RFC 7518 §3.2)", c.alg.name, len(secret), c.alg.size)
+		return configErr("secret", "the %s secret is %d bytes; it must be at least %d bytes (RFC 7518 §3.2)", c.alg.name, len(secret), c.alg.size)
 	}
 	c.secret = append([]byte(nil), secret...)
 	return nil

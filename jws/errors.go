@@ -1,6 +1,9 @@
 package jws
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors wrapped by every *VerifyError, so callers can classify a
 // failure with errors.Is without parsing its message.
@@ -50,4 +53,23 @@ func (e *VerifyError) Unwrap() error { return e.Kind }
 
 func verr(kind error, reason string) *VerifyError {
 	return &VerifyError{Kind: kind, Reason: reason}
+}
+
+// ConfigError is a Config that cannot work. Field names the Config field
+// at fault, in the configuration's own words: "format", "alg",
+// "unencoded", "max_header_bytes", "protected_headers", "crit", "extra",
+// "public_key", "private_key" or "secret", so that a caller can point its
+// user at the setting to change.
+type ConfigError struct {
+	Field string
+	Err   error
+}
+
+func (e *ConfigError) Error() string { return "jws: " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+func configErr(field, format string, args ...any) error {
+	return &ConfigError{Field: field, Err: fmt.Errorf(format, args...)}
 }

@@ -19,29 +19,29 @@ type Signer struct{ c *core }
 func NewSigner(cfg Config) (*Signer, error) {
 	c, err := newCore(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("jws: %w", err)
+		return nil, err
 	}
 	if c.alg.family == famHMAC {
 		if cfg.PrivateKey != nil || cfg.PublicKey != nil {
-			return nil, fmt.Errorf("jws: %s takes a shared secret, not a key pair", c.alg.name)
+			return nil, configErr("private_key", "%s takes a shared secret, not a key pair", c.alg.name)
 		}
 		if err := c.checkSecret(cfg.Secret); err != nil {
-			return nil, fmt.Errorf("jws: %w", err)
+			return nil, err
 		}
 		return &Signer{c: c}, nil
 	}
 	if cfg.PrivateKey == nil {
-		return nil, fmt.Errorf("jws: signing with %s needs a private key", c.alg.name)
+		return nil, configErr("private_key", "signing with %s needs a private key", c.alg.name)
 	}
 	if len(cfg.Secret) > 0 {
-		return nil, fmt.Errorf("jws: a shared secret is only used with HS256, HS384 and HS512, not %s", c.alg.name)
+		return nil, configErr("secret", "a shared secret is only used with HS256, HS384 and HS512, not %s", c.alg.name)
 	}
 	if err := keyFitsAlg(cfg.PrivateKey.Public(), c.alg); err != nil {
-		return nil, fmt.Errorf("jws: private key: %w", err)
+		return nil, &ConfigError{Field: "private_key", Err: fmt.Errorf("private key: %w", err)}
 	}
 	if cfg.PublicKey != nil {
 		if ok, _, reason := CheckKeyPair(cfg.PrivateKey, cfg.PublicKey); !ok {
-			return nil, fmt.Errorf("jws: the private key does not match the public key: %s", reason)
+			return nil, configErr("private_key", "the private key does not match the public key: %s", reason)
 		}
 	}
 	c.priv = cfg.PrivateKey

@@ -54,10 +54,10 @@ type Verifier struct{ c *core }
 func NewVerifier(cfg Config) (*Verifier, error) {
 	c, err := newCore(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("jws: %w", err)
+		return nil, err
 	}
 	if err := c.checkVerifyKey(cfg.PublicKey, cfg.Secret); err != nil {
-		return nil, fmt.Errorf("jws: %w", err)
+		return nil, err
 	}
 	return &Verifier{c: c}, nil
 }
