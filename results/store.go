@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,9 +65,12 @@ type Store struct {
 
 // sessionLog is the bounded ring of one session's results.
 type sessionLog struct {
-	mu     sync.Mutex
-	buf    []Result // ring of at most PerSession results
-	start  int      // index of the oldest result in buf once it is full
+	mu  sync.Mutex
+	buf []Result // ring of at most PerSession results
+	// enc holds buf[i]'s JSON once a flush has encoded it (nil before):
+	// each result is encoded once, not at every flush of its session
+	enc    [][]byte
+	start  int // index of the oldest result in buf once it is full
 	lastID int64
 	dirty  bool
 	// dirtySince is when the log became dirty: the background flush
@@ -162,18 +166,22 @@ func Key(session string) string { return KeyPrefix + session + ".json" }
 // out oldest first and cut to the newest max results.
 func (l *sessionLog) push(r Result, max int) {
 	if l.start != 0 && len(l.buf) != max || len(l.buf) > max {
-		ordered := make([]Result, 0, len(l.buf))
-		l.ordered(func(r *Result) bool { ordered = append(ordered, *r); return true })
-		if len(ordered) > max {
-			ordered = ordered[len(ordered)-max:]
+		n := len(l.buf)
+		ordered, enc := make([]Result, 0, n), make([][]byte, 0, n)
+		for i := range n {
+			k := (l.start + i) % n
+			ordered, enc = append(ordered, l.buf[k]), append(enc, l.enc[k])
 		}
-		l.buf, l.start = ordered, 0
+		if n > max {
+			ordered, enc = ordered[n-max:], enc[n-max:]
+		}
+		l.buf, l.enc, l.start = ordered, enc, 0
 	}
 	if len(l.buf) < max {
-		l.buf = append(l.buf, r)
+		l.buf, l.enc = append(l.buf, r), append(l.enc, nil)
 		return
 	}
-	l.buf[l.start] = r
+	l.buf[l.start], l.enc[l.start] = r, nil
 	l.start++
 	if l.start == len(l.buf) {
 		l.start = 0
@@ -289,7 +297,7 @@ func (s *Store) Delete(ctx context.Context, session string) error {
 		l := v.(*sessionLog)
 		l.mu.Lock()
 		l.deleted = true
-		l.buf = nil
+		l.buf, l.enc = nil, nil
 		l.mu.Unlock()
 	}
 	if !ids.Valid(session) {
@@ -346,15 +354,13 @@ func (s *Store) flush(ctx context.Context, max int) error {
 			l.mu.Unlock()
 			continue
 		}
-		list := storedList{Session: session, LastID: l.lastID, Results: make([]Result, 0, len(l.buf))}
-		l.ordered(func(r *Result) bool {
-			list.Results = append(list.Results, *r)
-			return true
-		})
+		doc, err := l.document(session)
 		l.dirty = false
 		l.mu.Unlock()
 
-		err := s.write(ctx, list)
+		if err == nil {
+			err = s.write(ctx, session, doc)
+		}
 		if err != nil {
 			l.mu.Lock()
 			if !l.dirty {
@@ -374,15 +380,45 @@ func (s *Store) flush(ctx context.Context, max int) error {
 }
 
 // write stores one session's list.
-func (s *Store) write(ctx context.Context, list storedList) error {
-	b, err := json.Marshal(list)
-	if err != nil {
-		return fmt.Errorf("encoding results of session %s: %w", list.Session, err)
-	}
-	if err := s.storage.Store(ctx, Key(list.Session), b); err != nil {
-		return fmt.Errorf("storing results of session %s: %w", list.Session, err)
+func (s *Store) write(ctx context.Context, session string, doc []byte) error {
+	if err := s.storage.Store(ctx, Key(session), doc); err != nil {
+		return fmt.Errorf("storing results of session %s: %w", session, err)
 	}
 	return nil
+}
+
+// document is the storedList JSON of the log, oldest result first, built
+// from each result's cached encoding (encoding those not encoded yet).
+// l.mu must be held.
+func (l *sessionLog) document(session string) ([]byte, error) {
+	name, err := json.Marshal(session)
+	if err != nil {
+		return nil, err
+	}
+	n := len(l.buf)
+	size := 64
+	for _, e := range l.enc {
+		size += len(e) + 1
+	}
+	doc := make([]byte, 0, size)
+	doc = append(doc, `{"session":`...)
+	doc = append(doc, name...)
+	doc = append(doc, `,"last_id":`...)
+	doc = strconv.AppendInt(doc, l.lastID, 10)
+	doc = append(doc, `,"results":[`...)
+	for i := range n {
+		k := (l.start + i) % n
+		if l.enc[k] == nil {
+			if l.enc[k], err = json.Marshal(l.buf[k]); err != nil {
+				return nil, fmt.Errorf("encoding results of session %s: %w", session, err)
+			}
+		}
+		if i > 0 {
+			doc = append(doc, ',')
+		}
+		doc = append(doc, l.enc[k]...)
+	}
+	return append(doc, "]}"...), nil
 }
 
 // run flushes every FlushInterval until Close.
