@@ -17,6 +17,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/caddy-itp/caddy-itp/internal/storelock"
 )
 
 // Storage keys of the root CA. The certificate is written last, so its
@@ -133,14 +135,11 @@ func LoadOrCreate(ctx context.Context, storage certmagic.Storage, logger *zap.Lo
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if err := storage.Lock(ctx, rootLock); err != nil {
-		return nil, fmt.Errorf("itp ca: locking storage: %w", err)
+	unlock, err := storelock.Lock(ctx, storage, logger, rootLock)
+	if err != nil {
+		return nil, fmt.Errorf("itp ca: %w", err)
 	}
-	defer func() {
-		if err := storage.Unlock(context.Background(), rootLock); err != nil {
-			logger.Error("unlocking CA storage", zap.Error(err))
-		}
-	}()
+	defer unlock()
 	// another instance may have created it while we waited for the lock
 	a, err = loadAuthority(ctx, storage)
 	if err == nil {

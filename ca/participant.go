@@ -19,6 +19,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/caddy-itp/caddy-itp/internal/storelock"
 )
 
 // Storage layout of participant issuance.
@@ -159,14 +161,11 @@ func (p *Participants) Sign(ctx context.Context, csr *x509.CertificateRequest) (
 		return nil, false, err
 	}
 	keyKey := keysPrefix + "/" + hash
-	if err := p.storage.Lock(ctx, keyKey); err != nil {
-		return nil, false, fmt.Errorf("itp ca: locking %s: %w", keyKey, err)
+	unlock, err := storelock.Lock(ctx, p.storage, p.logger, keyKey)
+	if err != nil {
+		return nil, false, fmt.Errorf("itp ca: %w", err)
 	}
-	defer func() {
-		if err := p.storage.Unlock(context.Background(), keyKey); err != nil {
-			p.logger.Error("unlocking issuance record", zap.String("key", keyKey), zap.Error(err))
-		}
-	}()
+	defer unlock()
 
 	if prev, err := p.currentRecord(ctx, keyKey); err == nil {
 		if p.reusable(prev, time.Now()) {
@@ -186,14 +185,11 @@ func (p *Participants) Sign(ctx context.Context, csr *x509.CertificateRequest) (
 	if cn := csr.Subject.CommonName; cn != "" {
 		sum := sha256.Sum256([]byte(cn))
 		cnKey = cnPrefix + "/" + hex.EncodeToString(sum[:])
-		if err := p.storage.Lock(ctx, cnKey); err != nil {
-			return nil, false, fmt.Errorf("itp ca: locking %s: %w", cnKey, err)
+		unlock, err := storelock.Lock(ctx, p.storage, p.logger, cnKey)
+		if err != nil {
+			return nil, false, fmt.Errorf("itp ca: %w", err)
 		}
-		defer func() {
-			if err := p.storage.Unlock(context.Background(), cnKey); err != nil {
-				p.logger.Error("unlocking common name record", zap.String("key", cnKey), zap.Error(err))
-			}
-		}()
+		defer unlock()
 		if holder, err := p.storage.Load(ctx, cnKey); err == nil {
 			if h, err := p.Record(ctx, string(holder)); err == nil && h.PublicKeySHA256 != hash &&
 				!h.Revoked && !p.IsRevoked(mustParseSerial(h.Serial)) && time.Now().Before(h.NotAfter) {
@@ -314,14 +310,11 @@ func (p *Participants) Revoke(ctx context.Context, serialHex string) (*Record, e
 	}
 	s := serial.Text(16)
 	lockKey := serialsPrefix + "/" + s
-	if err := p.storage.Lock(ctx, lockKey); err != nil {
-		return nil, fmt.Errorf("itp ca: locking %s: %w", lockKey, err)
+	unlock, err := storelock.Lock(ctx, p.storage, p.logger, lockKey)
+	if err != nil {
+		return nil, fmt.Errorf("itp ca: %w", err)
 	}
-	defer func() {
-		if err := p.storage.Unlock(context.Background(), lockKey); err != nil {
-			p.logger.Error("unlocking issuance record", zap.String("key", lockKey), zap.Error(err))
-		}
-	}()
+	defer unlock()
 	rec, err := p.Record(ctx, s)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotIssued

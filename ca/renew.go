@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/caddy-itp/caddy-itp/internal/storelock"
 )
 
 // previousPrefix holds replaced roots: <serial>.crt, <serial>.key and
@@ -34,14 +36,11 @@ func Renew(ctx context.Context, storage certmagic.Storage, logger *zap.Logger, o
 	if transition <= 0 {
 		transition = DefaultTransition
 	}
-	if err := storage.Lock(ctx, rootLock); err != nil {
-		return nil, fmt.Errorf("itp ca: locking storage: %w", err)
+	unlock, err := storelock.Lock(ctx, storage, logger, rootLock)
+	if err != nil {
+		return nil, fmt.Errorf("itp ca: %w", err)
 	}
-	defer func() {
-		if err := storage.Unlock(context.Background(), rootLock); err != nil {
-			logger.Error("unlocking CA storage", zap.Error(err))
-		}
-	}()
+	defer unlock()
 	cur, err := loadAuthority(ctx, storage)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,8 @@ import (
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
+
+	"github.com/caddy-itp/caddy-itp/internal/storelock"
 )
 
 // Storage keys of the platform's upstream client key.
@@ -44,14 +46,11 @@ func LoadOrCreateUpstreamKey(ctx context.Context, storage certmagic.Storage, log
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return key, err
 	}
-	if err := storage.Lock(ctx, upstreamLock); err != nil {
-		return nil, fmt.Errorf("itp upstream key: locking storage: %w", err)
+	unlock, err := storelock.Lock(ctx, storage, logger, upstreamLock)
+	if err != nil {
+		return nil, fmt.Errorf("itp upstream key: %w", err)
 	}
-	defer func() {
-		if err := storage.Unlock(context.Background(), upstreamLock); err != nil && logger != nil {
-			logger.Error("unlocking upstream key storage", zap.Error(err))
-		}
-	}()
+	defer unlock()
 	key, err = load()
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return key, err

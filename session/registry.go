@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddy-itp/caddy-itp/internal/storelock"
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 )
@@ -302,14 +303,7 @@ func (r *Registry) visible(id string) *Resolved {
 
 // lock takes the storage lock of a key's record and returns its release.
 func (r *Registry) lock(ctx context.Context, name string) (func(), error) {
-	if err := r.storage.Lock(ctx, name); err != nil {
-		return nil, fmt.Errorf("locking %s: %w", name, err)
-	}
-	return func() {
-		if err := r.storage.Unlock(context.Background(), name); err != nil {
-			r.logger.Error("unlocking storage", zap.String("lock", name), zap.Error(err))
-		}
-	}, nil
+	return storelock.Lock(ctx, r.storage, r.logger, name)
 }
 
 // write stores v at key and remembers the version written, so that the sync
