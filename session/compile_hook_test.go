@@ -66,7 +66,7 @@ func TestCompileJWSRuleHook(t *testing.T) {
 	if got.JWS[0].Compiled != "ok" || got.JWS[1].Compiled != nil {
 		t.Fatalf("compiled after reload: %v, %v", got.JWS[0].Compiled, got.JWS[1].Compiled)
 	}
-	if len(got.Warnings) == 0 || !strings.Contains(strings.Join(got.Warnings, "\n"), "jws[1]: key no longer parses") {
-		t.Fatalf("warnings: %q", got.Warnings)
+	if len(got.Session.Warnings) == 0 || !strings.Contains(strings.Join(got.Session.Warnings, "\n"), "jws[1]: key no longer parses") {
+		t.Fatalf("warnings: %q", got.Session.Warnings)
 	}
 }

@@ -689,7 +689,7 @@ func (r *Registry) PutGroup(ctx context.Context, id string, g Group) (Group, err
 	}
 	r.publishGroup(id, e)
 	for sid, nres := range recompiled {
-		if nres.Static {
+		if nres.Session.Static {
 			r.static[sid] = nres
 		} else {
 			r.stored[sid] = nres

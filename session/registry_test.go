@@ -48,7 +48,7 @@ func TestSessionCRUDAndRestart(t *testing.T) {
 	if _, err := r.PutSession(ctx, id, s); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := r.Session(id); got.Session.Name != "renamed" || len(got.Warnings) != 1 {
+	if got, _ := r.Session(id); got.Session.Name != "renamed" || len(got.Session.Warnings) != 1 {
 		t.Fatalf("after put: %+v", got.Session)
 	}
 	s.ID = "other"
@@ -80,7 +80,7 @@ func TestSessionCRUDAndRestart(t *testing.T) {
 	// Restart: everything is read back, time-dependent warnings recomputed.
 	r2 := newRegistry(t, storage, Options{})
 	got, ok := r2.Session(id)
-	if !ok || got.Session.Name != "renamed" || len(got.Warnings) != 1 {
+	if !ok || got.Session.Name != "renamed" || len(got.Session.Warnings) != 1 {
 		t.Fatalf("after restart: %v %+v", ok, got)
 	}
 	if _, ok := r2.Session("second"); !ok {
@@ -116,7 +116,7 @@ func TestStoredRecordsSurviveExpiry(t *testing.T) {
 	later := time.Now().Add(2 * 365 * 24 * time.Hour)
 	r2 := newRegistry(t, storage, Options{Now: func() time.Time { return later }})
 	res, ok := r2.Session("old")
-	if !ok || !strings.Contains(strings.Join(res.Warnings, "\n"), "client_cert: expired") {
+	if !ok || !strings.Contains(strings.Join(res.Session.Warnings, "\n"), "client_cert: expired") {
 		t.Fatalf("%v %v", ok, res)
 	}
 	_ = p
@@ -286,7 +286,7 @@ func TestStaticSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, ok := r.Session("demo")
-	if !ok || !res.Static {
+	if !ok || !res.Session.Static {
 		t.Fatal("static session not visible")
 	}
 	if got, _ := r.GetSession("demo"); !got.Static {

@@ -20,10 +20,6 @@ type Resolved struct {
 	Components map[string]*ResolvedComponent
 	// JWS are the compiled JWS rules, in the order of Session.JWS.
 	JWS []ResolvedJWSRule
-	// Warnings are the validation warnings (also in Session.Warnings).
-	Warnings []string
-	// Static is true for a session declared in the Caddy config.
-	Static bool
 	// Expires is when the session stops answering; zero means never.
 	Expires time.Time
 }

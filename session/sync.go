@@ -240,7 +240,7 @@ func (r *Registry) applyGroup(ctx context.Context, key string, st keyState) bool
 				zap.String("session", sid), zap.String("group", id), zap.Error(err))
 			continue
 		}
-		if res.Static {
+		if res.Session.Static {
 			r.static[sid] = nres
 		} else {
 			r.stored[sid] = nres

@@ -409,9 +409,7 @@ func (c *compiler) compileSession(s Session, group *groupEntry) (*Resolved, erro
 		res.Expires = *s.Expires
 	}
 	s.Warnings = warnings
-	res.Warnings = warnings
 	res.Session = s
-	res.Static = s.Static
 	return res, nil
 }
 

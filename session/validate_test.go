@@ -111,11 +111,11 @@ func TestWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := strings.Join(res.Warnings, "\n")
+	all := strings.Join(res.Session.Warnings, "\n")
 	if !strings.Contains(all, "components[2].client_cert: expires soon") ||
 		!strings.Contains(all, "components[3].client_cert: does not chain to ca_cert") ||
-		len(res.Warnings) != 2 {
-		t.Fatalf("warnings: %q", res.Warnings)
+		len(res.Session.Warnings) != 2 {
+		t.Fatalf("warnings: %q", res.Session.Warnings)
 	}
 	got, err := r.GetSession("warn")
 	if err != nil || len(got.Warnings) != 2 {
@@ -131,8 +131,8 @@ func TestWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if all := strings.Join(res.Warnings, "\n"); !strings.Contains(all, "ca_cert: certificate \"CN=SUT CA\" expires soon") {
-		t.Fatalf("warnings: %q", res.Warnings)
+	if all := strings.Join(res.Session.Warnings, "\n"); !strings.Contains(all, "ca_cert: certificate \"CN=SUT CA\" expires soon") {
+		t.Fatalf("warnings: %q", res.Session.Warnings)
 	}
 }
 
