@@ -202,6 +202,7 @@ func adminRevoke(app *App, w http.ResponseWriter, r *http.Request, _ []string) e
 		return errorToAPI(err)
 	}
 	app.logger.Info("revoked participant certificate",
+		zap.String("action", "revoke"),
 		zap.String("serial", rec.Serial), zap.String("subject", rec.Subject), zap.String("by", "admin "+r.RemoteAddr))
 	return writeJSON(w, http.StatusOK, rec)
 }
@@ -232,7 +233,10 @@ func adminRenew(app *App, w http.ResponseWriter, r *http.Request, _ []string) er
 		return errorToAPI(err)
 	}
 	app.Participants().SetAuthority(auth)
-	app.logger.Info("renewed the ITP root through the admin API", zap.String("by", "admin "+r.RemoteAddr))
+	app.logger.Info("renewed the ITP root through the admin API",
+		zap.String("action", "renew"),
+		zap.String("serial", auth.Root.SerialNumber.Text(16)),
+		zap.String("by", "admin "+r.RemoteAddr))
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"serial":    auth.Root.SerialNumber.Text(16),
 		"subject":   auth.Root.Subject.String(),

@@ -786,3 +786,51 @@ http://localhost:{INSECURE} {
 		admWantError(t, status, body, http.StatusServiceUnavailable, "no itp app is configured")
 	}
 }
+
+// TestAuditOfCertificates: every certificate issued (by a participant or
+// through the admin API), revoked, and every root renewal is one audit
+// entry saying who and what.
+func TestAuditOfCertificates(t *testing.T) {
+	env := itptest.NewEnv(t)
+	logPath := filepath.Join(t.TempDir(), "caddy.log")
+	env.Load(t, admPlatformLogging(logPath))
+	roots, _ := env.RootPool(t)
+	k1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if status, _ := itptest.Do(t, env.Client(t, roots, nil), "POST", env.SecureURL()+"/itp/certificates", "", csrPEM(t, k1)); status != 200 {
+		t.Fatalf("participant issuance: %d", status)
+	}
+	status, z := itptest.Do(t, http.DefaultClient, "POST", env.AdminURL()+"/itp/ca/sign", "", csrPEM(t, k2))
+	if status != 200 {
+		t.Fatalf("admin issuance: %d", status)
+	}
+	certPEM, _ := unzipBundle(t, z)
+	block, _ := pem.Decode(certPEM)
+	cert, _ := x509.ParseCertificate(block.Bytes)
+	serial := cert.SerialNumber.Text(16)
+	if status, _ := admCall(t, env, "POST", "/itp/ca/revoke", map[string]string{"serial": serial}); status != 200 {
+		t.Fatalf("revoke: %d", status)
+	}
+	if status, _ := admCall(t, env, "POST", "/itp/ca/renew", map[string]string{}); status != 200 {
+		t.Fatalf("renew: %d", status)
+	}
+	var issuedBy []string
+	seen := map[string]bool{}
+	for _, e := range admAudit(t, logPath) {
+		by, _ := e["by"].(string)
+		switch e["action"] {
+		case "issue":
+			issuedBy = append(issuedBy, strings.Fields(by)[0])
+			if e["serial"] == nil || e["subject"] == nil {
+				t.Errorf("issuance entry without serial or subject: %v", e)
+			}
+		case "revoke":
+			seen["revoke"] = e["serial"] == serial && strings.HasPrefix(by, "admin ")
+		case "renew":
+			seen["renew"] = e["serial"] != nil && strings.HasPrefix(by, "admin ")
+		}
+	}
+	if strings.Join(issuedBy, ",") != "participant,admin" || !seen["revoke"] || !seen["renew"] {
+		t.Fatalf("audit: issued by %v, revoke and renew %v", issuedBy, seen)
+	}
+}

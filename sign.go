@@ -71,6 +71,7 @@ func (a *App) signedBundle(ctx context.Context, csrPEM []byte, who string) ([]by
 	}
 	if !reused {
 		a.logger.Info("issued participant certificate",
+			zap.String("action", "issue"),
 			zap.String("serial", rec.Serial),
 			zap.String("subject", rec.Subject),
 			zap.String("public_key_sha256", rec.PublicKeySHA256),
