@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func testStorage(t testing.TB) certmagic.Storage {
@@ -69,13 +71,19 @@ func TestRootCreatedOnceAndKept(t *testing.T) {
 	if d := a1.Root.NotAfter.Sub(a1.Root.NotBefore); d < DefaultRootValidity {
 		t.Fatalf("root validity %v", d)
 	}
-	// asking for another key type never replaces the stored root
-	a2, err := LoadOrCreate(ctx, st, nil, Options{KeyType: KeyRSA2048})
+	// asking for another key type never replaces the stored root, and
+	// says so
+	core, logs := observer.New(zap.WarnLevel)
+	a2, err := LoadOrCreate(ctx, st, zap.New(core), Options{KeyType: KeyRSA2048})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !a1.Root.Equal(a2.Root) {
 		t.Fatal("root replaced on reload")
+	}
+	warns := logs.FilterMessageSnippet("keeping the stored root").All()
+	if len(warns) != 1 || warns[0].ContextMap()["configured"] != KeyRSA2048 || warns[0].ContextMap()["stored"] != KeyECDSAP256 {
+		t.Fatalf("no warning naming both key types: %v", logs.All())
 	}
 }
 

@@ -26,11 +26,13 @@ type pki struct {
 	clientPEM   string // for the upstream key, signed by ca, valid a year
 	soonPEM     string // for the upstream key, signed by ca, expires in 3 days
 	expiredPEM  string // for the upstream key, expired
-	foreignPEM  string // for the upstream key, signed by another CA
-	wrongKeyPEM string // for another key, signed by ca
-	jwsPubPEM   string
-	jwsPrivPEM  string
-	jwsPubPEM2  string
+	// expiredCAPEM is a CA certificate that has expired
+	expiredCAPEM string
+	foreignPEM   string // for the upstream key, signed by another CA
+	wrongKeyPEM  string // for another key, signed by ca
+	jwsPubPEM    string
+	jwsPrivPEM   string
+	jwsPubPEM2   string
 }
 
 var testPKI *pki
@@ -49,6 +51,7 @@ func getPKI(t testing.TB) *pki {
 	otherKey := newKey(t)
 	otherCA := makeCert(t, "Other CA", true, otherKey.Public(), nil, otherKey, now.Add(-time.Hour), now.Add(365*24*time.Hour))
 	p.otherCAPEM = pemCert(otherCA)
+	p.expiredCAPEM = pemCert(makeCert(t, "Old CA", true, otherKey.Public(), nil, otherKey, now.Add(-48*time.Hour), now.Add(-24*time.Hour)))
 	up := p.upstreamKey.Public()
 	p.clientPEM = pemCert(makeCert(t, "platform", false, up, p.caCert, p.caKey, now.Add(-time.Hour), now.Add(365*24*time.Hour)))
 	p.soonPEM = pemCert(makeCert(t, "platform", false, up, p.caCert, p.caKey, now.Add(-time.Hour), now.Add(3*24*time.Hour)))

@@ -57,6 +57,7 @@ func TestValidationErrors(t *testing.T) {
 		{"bad port", func(s *Session) { s.Components[0].BaseURL = "https://x.example:99999" }, "components[0].base_url", ""},
 		{"client cert wrong key", func(s *Session) { s.Components[0].ClientCert = p.wrongKeyPEM }, "components[0].client_cert", "upstream key"},
 		{"client cert expired", func(s *Session) { s.Components[0].ClientCert = p.expiredPEM }, "components[0].client_cert", "expired"},
+		{"ca cert expired", func(s *Session) { s.Components[0].CACert = p.expiredCAPEM }, "components[0].ca_cert", "expired on"},
 		{"bad pem", func(s *Session) { s.Components[0].CACert = "hello" }, "components[0].ca_cert", "PEM"},
 		{"garbage after pem", func(s *Session) { s.Components[0].CACert = p.caPEM + "junk" }, "components[0].ca_cert", "after"},
 		{"private key as ca", func(s *Session) { s.Components[0].CACert = p.jwsPrivPEM }, "components[0].ca_cert", "private key"},
