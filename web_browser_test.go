@@ -343,6 +343,11 @@ func TestBrowserParticipant(t *testing.T) {
 	if err != nil || failOnly != 0 {
 		t.Errorf("status=fail shows %d passes (%v)", failOnly, err)
 	}
+	// and it shows the failures: no rows at all would pass the check above
+	fails, err := runThen(ctx, chromedp.Steps(), chromedp.Evaluate[int](`document.querySelectorAll('#results tr.fail').length`))
+	if err != nil || fails == 0 {
+		t.Errorf("status=fail shows no failures (%v)", err)
+	}
 	noConsoleErrors(t, console, "filtered session page", nil)
 	t.Logf("browser test: %d live rows, %s in all", rows, time.Since(start).Round(time.Millisecond))
 }

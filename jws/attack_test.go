@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +203,14 @@ func TestMegabyteOfDots(t *testing.T) {
 			}
 			if allocs > 10 {
 				t.Errorf("%s/%d: %v allocations", format, limit, allocs)
+			}
+			// and few bytes: not one copy of the megabyte
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			v.Verify(Message{HeaderValue: dots})
+			runtime.ReadMemStats(&after)
+			if b := after.TotalAlloc - before.TotalAlloc; b > 64<<10 {
+				t.Errorf("%s/%d: %d bytes allocated for a megabyte of dots", format, limit, b)
 			}
 		}
 	}
